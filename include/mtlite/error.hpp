@@ -1,0 +1,67 @@
+// Two ways to fail. Building things (specs, weights, models, sessions) may allocate and throws
+// mtlite::Error with a message that names the field at fault. The predict path may not allocate or
+// throw, so it returns a Status whose message lives in the Session's own buffer.
+#pragma once
+
+#include <cstdarg>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+namespace mtlite {
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& what) : std::runtime_error(what) {}
+};
+
+enum class StatusCode {
+  ok = 0,
+  too_many_rows,   // more rows than the Session was made for
+  wrong_size,      // an input array's length disagrees with rows x features
+  not_finite,      // a dense feature is NaN or infinite
+  bad_bag,         // multi-hot offsets are not monotonic or point past the ids
+};
+
+class Status {
+ public:
+  Status() noexcept = default;
+  Status(StatusCode code, const char* message) noexcept : code_(code), message_(message) {}
+
+  bool ok() const noexcept { return code_ == StatusCode::ok; }
+  explicit operator bool() const noexcept { return ok(); }
+  StatusCode code() const noexcept { return code_; }
+  // Valid until the next call on the Session that produced it.
+  const char* message() const noexcept { return message_; }
+
+ private:
+  StatusCode code_ = StatusCode::ok;
+  const char* message_ = "ok";
+};
+
+namespace internal {
+
+// printf into a fixed buffer: error text without heap allocation.
+template <std::size_t N>
+inline const char* format_to(char (&buf)[N], const char* fmt, ...) noexcept {
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(buf, N, fmt, args);
+  va_end(args);
+  return buf;
+}
+
+inline std::string format(const char* fmt, ...) {
+  va_list args, again;
+  va_start(args, fmt);
+  va_copy(again, args);
+  const int n = std::vsnprintf(nullptr, 0, fmt, args);
+  va_end(args);
+  std::string out(n > 0 ? static_cast<std::size_t>(n) : 0, '\0');
+  if (n > 0) std::vsnprintf(out.data(), out.size() + 1, fmt, again);
+  va_end(again);
+  return out;
+}
+
+}  // namespace internal
+}  // namespace mtlite

@@ -1,0 +1,169 @@
+// The spec unrolled into a small dataflow graph: the one walk over the architectures that the
+// runtime compiler, the parameter list and the trainer all share.
+//
+// Nodes are stored in topological order. Each produces one vector per example:
+//   input    x (the gathered embeddings and dense features)
+//   mlp      layers[i](... layers[0](input)); parameters "<name>.<i>.weight" [out, in] and
+//            "<name>.<i>.bias" [out]
+//   gate     softmax(W input + b) over `experts.size()` experts; parameters "<name>.weight"
+//            [E, in] and "<name>.bias" [E]
+//   mix      sum_e gate_e * experts[e]
+//   product  a * b (elementwise; ESMM's pCTCVR)
+// Parameter names use indices (tower<k>, gate<k>, expert<i>, ple<l>.task<k>.expert<j>, ...) and
+// "embedding.<feature name>" for tables.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "spec.hpp"
+
+namespace mtlite {
+
+struct Node {
+  enum class Kind : std::uint8_t { input, mlp, gate, mix, product };
+  Kind kind = Kind::input;
+  std::string name;          // parameter prefix (mlp, gate) or a readable label
+  int input = -1;            // mlp, gate: the node read
+  Mlp layers;                // mlp: every layer including the last; gate: one layer of E units
+  int gate = -1;             // mix: the gate node
+  std::vector<int> experts;  // mix: the expert (mlp) nodes, in gate order
+  int a = -1, b = -1;        // product
+  std::uint32_t width = 0;   // output width
+};
+
+struct Network {
+  std::vector<Node> nodes;   // nodes[0] is the input
+  std::vector<int> outputs;  // the node of each served output (Spec::output_name order)
+  std::vector<int> gates;    // every gate node, for diagnostics
+
+  int add(Node n) {
+    nodes.push_back(std::move(n));
+    return static_cast<int>(nodes.size()) - 1;
+  }
+};
+
+namespace internal {
+
+inline int add_mlp(Network& net, std::string name, int input, Mlp layers) {
+  Node n;
+  n.kind = Node::Kind::mlp;
+  n.name = std::move(name);
+  n.input = input;
+  n.width = layers.back().units;
+  n.layers = std::move(layers);
+  return net.add(std::move(n));
+}
+
+// A gate and the mix it drives, over the given experts; returns the mix node.
+inline int add_gated_mix(Network& net, const std::string& gate_name, int input,
+                         std::vector<int> experts) {
+  Node g;
+  g.kind = Node::Kind::gate;
+  g.name = gate_name;
+  g.input = input;
+  g.width = static_cast<std::uint32_t>(experts.size());
+  g.layers = {{g.width, Activation::identity}};
+  const int gate = net.add(std::move(g));
+  net.gates.push_back(gate);
+  Node m;
+  m.kind = Node::Kind::mix;
+  m.name = gate_name + ".mix";
+  m.gate = gate;
+  m.width = net.nodes[static_cast<std::size_t>(experts.front())].width;
+  m.experts = std::move(experts);
+  return net.add(std::move(m));
+}
+
+}  // namespace internal
+
+// Builds the graph of a valid spec (call Spec::validate first).
+inline Network build_network(const Spec& spec) {
+  using internal::add_gated_mix;
+  using internal::add_mlp;
+  Network net;
+  Node in;
+  in.kind = Node::Kind::input;
+  in.name = "x";
+  in.width = static_cast<std::uint32_t>(spec.input_dim());
+  const int x = net.add(std::move(in));
+  const std::size_t T = spec.tasks.size();
+
+  // Input of each task's tower.
+  std::vector<int> tower_input(T, x);
+  switch (spec.architecture) {
+    case Architecture::single_task:
+    case Architecture::esmm:
+      break;
+    case Architecture::shared_bottom: {
+      const int bottom = add_mlp(net, "bottom", x, spec.bottom);
+      tower_input.assign(T, bottom);
+      break;
+    }
+    case Architecture::omoe:
+    case Architecture::mmoe: {
+      std::vector<int> experts;
+      for (std::uint32_t e = 0; e < spec.num_experts; ++e)
+        experts.push_back(add_mlp(net, "expert" + std::to_string(e), x, spec.expert));
+      if (spec.architecture == Architecture::omoe) {
+        tower_input.assign(T, add_gated_mix(net, "gate", x, experts));
+      } else {
+        for (std::size_t k = 0; k < T; ++k)
+          tower_input[k] = add_gated_mix(net, "gate" + std::to_string(k), x, experts);
+      }
+      break;
+    }
+    case Architecture::ple: {
+      int shared_input = x;
+      for (std::size_t l = 0; l < spec.levels.size(); ++l) {
+        const PleLevel& level = spec.levels[l];
+        const std::string lv = "ple" + std::to_string(l);
+        std::vector<std::vector<int>> own(T);
+        std::vector<int> shared, all;
+        for (std::size_t k = 0; k < T; ++k)
+          for (std::uint32_t j = 0; j < level.task_experts; ++j) {
+            own[k].push_back(add_mlp(net,
+                                     lv + ".task" + std::to_string(k) + ".expert" + std::to_string(j),
+                                     tower_input[k], level.expert));
+            all.push_back(own[k].back());
+          }
+        for (std::uint32_t j = 0; j < level.shared_experts; ++j) {
+          shared.push_back(
+              add_mlp(net, lv + ".shared.expert" + std::to_string(j), shared_input, level.expert));
+          all.push_back(shared.back());
+        }
+        std::vector<int> next(T);
+        for (std::size_t k = 0; k < T; ++k) {
+          std::vector<int> mine = own[k];
+          mine.insert(mine.end(), shared.begin(), shared.end());
+          next[k] = add_gated_mix(net, lv + ".task" + std::to_string(k) + ".gate", tower_input[k],
+                                  mine);
+        }
+        // The shared gate reads the shared input and mixes every expert of the level; the last
+        // level has none, because nothing reads its output.
+        if (l + 1 < spec.levels.size())
+          shared_input = add_gated_mix(net, lv + ".shared.gate", shared_input, all);
+        tower_input = next;
+      }
+      break;
+    }
+  }
+
+  for (std::size_t k = 0; k < T; ++k) {
+    Mlp layers = spec.tasks[k].tower;
+    layers.push_back({1, spec.tasks[k].head()});
+    net.outputs.push_back(add_mlp(net, "tower" + std::to_string(k), tower_input[k], layers));
+  }
+  if (spec.esmm) {
+    Node p;
+    p.kind = Node::Kind::product;
+    p.name = spec.esmm->ctcvr;
+    p.a = net.outputs[static_cast<std::size_t>(spec.task_index(spec.esmm->ctr))];
+    p.b = net.outputs[static_cast<std::size_t>(spec.task_index(spec.esmm->cvr))];
+    p.width = 1;
+    net.outputs.push_back(net.add(std::move(p)));
+  }
+  return net;
+}
+
+}  // namespace mtlite

@@ -1,0 +1,285 @@
+// A Session runs a Model: it owns every buffer predict touches, so predict allocates nothing,
+// throws nothing and shares nothing writable. Use one Session per thread; many Sessions may
+// share one Model. The Model must outlive its Sessions and stay where it is.
+//
+// Rows go through the network in chunks of MTLITE_CHUNK_ROWS: the scratch memory is fixed by
+// the chunk, not by the batch, and a chunk's activations stay in cache between layers.
+#pragma once
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "aligned_buffer.hpp"
+#include "error.hpp"
+#include "input.hpp"
+#include "kernels/kernels.hpp"
+#include "model.hpp"
+#include "span.hpp"
+
+namespace mtlite {
+
+class Session {
+ public:
+  // max_batch: the most rows one predict call may pass. keep_gates: also store every gate's
+  // weights per row (gate()), for diagnostics.
+  explicit Session(const Model& model, std::size_t max_batch = 256, bool keep_gates = false)
+      : model_(&model), max_batch_(max_batch), keep_gates_(keep_gates) {
+    if (max_batch == 0) throw Error("Session: max_batch must be at least 1");
+    const internal::Plan& plan = model.plan();
+    chunk_ = max_batch < MTLITE_CHUNK_ROWS ? max_batch : MTLITE_CHUNK_ROWS;
+    scores_ = AlignedBuffer<float>(model.num_outputs() * max_batch);
+    if (keep_gates) gates_ = AlignedBuffer<float>(plan.gate_width * max_batch);
+    scratch_ = AlignedBuffer<float>(plan.scratch_per_row() * chunk_);
+    buffer_base_.assign(plan.buffer_ld.size(), 0);
+    for (std::size_t b = internal::kFirstScratch, off = 0; b < plan.buffer_ld.size(); ++b) {
+      buffer_base_[b] = off;
+      off += plan.buffer_ld[b] * chunk_;
+    }
+    bind(plan);
+  }
+
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  Session(Session&&) = default;
+  Session& operator=(Session&&) = default;
+
+  const Model& model() const noexcept { return *model_; }
+  std::size_t max_batch() const noexcept { return max_batch_; }
+
+  // Scores every row of the batch. On error nothing is computed and the message names the
+  // input at fault.
+  Status predict(const Batch& batch) noexcept {
+    rows_ = 0;
+    const Status s = check(batch);
+    if (!s) return s;
+    for (std::size_t c0 = 0; c0 < batch.rows; c0 += chunk_) {
+      const std::size_t n = batch.rows - c0 < chunk_ ? batch.rows - c0 : chunk_;
+      for (const BoundStep& step : steps_) run(step, batch, c0, n);
+    }
+    rows_ = batch.rows;
+    return {};
+  }
+
+  // One row with only dense and categorical features.
+  Status predict(span<const float> dense, span<const std::int64_t> ids = {}) noexcept {
+    Batch b;
+    b.rows = 1;
+    b.dense = dense;
+    b.ids = ids;
+    return predict(b);
+  }
+
+  // Rows scored by the last successful predict.
+  std::size_t rows() const noexcept { return rows_; }
+  // The scores of one output for every row.
+  span<const float> scores(std::size_t output) const noexcept {
+    return {scores_.data() + output * max_batch_, rows_};
+  }
+  float score(std::size_t output, std::size_t row) const noexcept {
+    return scores_[output * max_batch_ + row];
+  }
+  // The weights gate g gave its experts for one row (empty unless keep_gates).
+  span<const float> gate(std::size_t g, std::size_t row) const noexcept {
+    if (!keep_gates_) return {};
+    const internal::GateInfo& info = model_->plan().gates[g];
+    return {gates_.data() + row * model_->plan().gate_width + info.col, info.width};
+  }
+
+ private:
+  // A resolved operand: the chunk starting at row c0 begins at p + c0 * shift (shift is 0 for
+  // scratch, which holds one chunk, and the row stride for the whole-batch buffers).
+  struct Bound {
+    float* p = nullptr;
+    std::size_t ld = 0;
+    std::size_t shift = 0;
+    float* at(std::size_t c0) const noexcept { return p + c0 * shift; }
+  };
+  struct BoundStep {
+    internal::Step::Kind kind;
+    Bound in, in2, out;
+    std::size_t width = 0;
+    kernels::DenseView layer;
+    std::size_t experts = 0, first_expert = 0;  // mix: range in expert_ptr_ / expert_ld_
+  };
+  // Per feature, what gather needs.
+  struct Slot {
+    const Feature* feature;
+    std::size_t col;    // in x
+    std::size_t index;  // among the features of its kind
+    const float* table;
+    float scale, shift; // dense standardize
+  };
+
+  const Model* model_;
+  std::size_t max_batch_, chunk_ = 0, rows_ = 0;
+  bool keep_gates_;
+  AlignedBuffer<float> scores_, gates_, scratch_;
+  std::vector<std::size_t> buffer_base_;
+  std::vector<BoundStep> steps_;
+  std::vector<const float*> expert_ptr_;
+  std::vector<std::size_t> expert_ld_;
+  std::vector<Slot> slots_;
+  std::size_t n_dense_ = 0, n_ids_ = 0, n_bags_ = 0;
+  char message_[320] = {};
+
+  Bound resolve(internal::Operand o) {
+    const internal::Plan& plan = model_->plan();
+    if (o.buffer == internal::kScores) return {scores_.data() + o.col * max_batch_, 1, 1};
+    if (o.buffer == internal::kGates) return {gates_.data() + o.col, plan.gate_width, plan.gate_width};
+    return {scratch_.data() + buffer_base_[o.buffer] + o.col, plan.buffer_ld[o.buffer], 0};
+  }
+
+  void bind(const internal::Plan& plan) {
+    using Kind = internal::Step::Kind;
+    for (const internal::Step& s : plan.steps) {
+      if (s.kind == Kind::copy && s.out.buffer == internal::kGates && !keep_gates_) continue;
+      BoundStep b{s.kind, resolve(s.in), resolve(s.in2), resolve(s.out), s.width, {}, 0, 0};
+      if (s.kind == Kind::dense) b.layer = plan.view(s.index);
+      if (s.kind == Kind::mix) {
+        b.first_expert = expert_ptr_.size();
+        for (internal::Operand e : plan.mixes[s.index].experts) {
+          const Bound be = resolve(e);
+          expert_ptr_.push_back(be.p);
+          expert_ld_.push_back(be.ld);
+        }
+        b.experts = expert_ptr_.size() - b.first_expert;
+      }
+      steps_.push_back(b);
+    }
+    // Embeddings first, dense values after (spec.hpp), each kind in spec order.
+    const Spec& spec = model_->spec();
+    std::size_t col = 0;
+    for (std::size_t f = 0; f < spec.features.size(); ++f) {
+      const Feature& feat = spec.features[f];
+      if (!feat.has_embedding()) continue;
+      const std::size_t index = feat.kind == FeatureKind::categorical ? n_ids_++ : n_bags_++;
+      slots_.push_back({&feat, col, index, plan.arena.data() + plan.tables[f].offset, 1.0f, 0.0f});
+      col += feat.embedding_dim;
+    }
+    for (const Feature& feat : spec.features) {
+      if (feat.has_embedding()) continue;
+      const bool standardize = feat.normalization == Normalization::standardize;
+      slots_.push_back({&feat, col++, n_dense_++, nullptr, standardize ? 1.0f / feat.stddev : 1.0f,
+                        standardize ? -feat.mean / feat.stddev : 0.0f});
+    }
+  }
+
+  Status fail(StatusCode code, const char* fmt, ...) noexcept {
+    va_list args;
+    va_start(args, fmt);
+    std::vsnprintf(message_, sizeof message_, fmt, args);
+    va_end(args);
+    return {code, message_};
+  }
+
+  Status check(const Batch& b) noexcept {
+    if (b.rows > max_batch_)
+      return fail(StatusCode::too_many_rows, "batch has %zu rows; this session takes at most %zu",
+                  b.rows, max_batch_);
+    if (b.dense.size() != b.rows * n_dense_)
+      return fail(StatusCode::wrong_size,
+                  "dense: got %zu values, expected %zu rows x %zu dense features = %zu",
+                  b.dense.size(), b.rows, n_dense_, b.rows * n_dense_);
+    if (b.ids.size() != b.rows * n_ids_)
+      return fail(StatusCode::wrong_size,
+                  "ids: got %zu values, expected %zu rows x %zu categorical features = %zu",
+                  b.ids.size(), b.rows, n_ids_, b.rows * n_ids_);
+    if (b.bags.size() != n_bags_)
+      return fail(StatusCode::wrong_size, "bags: got %zu, expected one per multi-hot feature (%zu)",
+                  b.bags.size(), n_bags_);
+    for (const Slot& s : slots_) {
+      const char* name = s.feature->name.c_str();
+      if (s.feature->kind == FeatureKind::dense) {
+        for (std::size_t r = 0; r < b.rows; ++r)
+          if (!std::isfinite(b.dense[r * n_dense_ + s.index]))
+            return fail(StatusCode::not_finite, "dense feature '%s' is %s at row %zu", name,
+                        std::isnan(b.dense[r * n_dense_ + s.index]) ? "NaN" : "infinite", r);
+      } else if (s.feature->kind == FeatureKind::multi_hot) {
+        const Bag& bag = b.bags[s.index];
+        if (bag.offsets.size() != b.rows + 1)
+          return fail(StatusCode::wrong_size, "bag '%s': got %zu offsets, expected rows + 1 = %zu",
+                      name, bag.offsets.size(), b.rows + 1);
+        for (std::size_t r = 0; r < b.rows; ++r)
+          if (bag.offsets[r] > bag.offsets[r + 1])
+            return fail(StatusCode::bad_bag, "bag '%s': offsets decrease at row %zu", name, r);
+        if (b.rows && bag.offsets[b.rows] > bag.ids.size())
+          return fail(StatusCode::bad_bag, "bag '%s': offsets reach %u but there are %zu ids", name,
+                      static_cast<unsigned>(bag.offsets[b.rows]), bag.ids.size());
+      }
+    }
+    return {};
+  }
+
+  void gather(const Batch& b, std::size_t c0, std::size_t n, float* x, std::size_t ldx) noexcept {
+    constexpr std::size_t kBlock = 64;
+    std::uint64_t rows[kBlock];
+    for (std::size_t r = 0; r < n; ++r) {
+      const std::size_t row = c0 + r;
+      float* xr = x + r * ldx;
+      for (const Slot& s : slots_) {
+        const Feature& f = *s.feature;
+        float* out = xr + s.col;
+        switch (f.kind) {
+          case FeatureKind::dense: {
+            const float v = b.dense[row * n_dense_ + s.index];
+            *out = f.normalization == Normalization::log1p ? std::copysign(std::log1p(std::fabs(v)), v)
+                                                           : v * s.scale + s.shift;
+            break;
+          }
+          case FeatureKind::categorical:
+            std::memcpy(out, s.table + f.row_of(b.ids[row * n_ids_ + s.index]) * f.embedding_dim,
+                        f.embedding_dim * sizeof(float));
+            break;
+          case FeatureKind::multi_hot: {
+            const Bag& bag = b.bags[s.index];
+            const std::size_t begin = bag.offsets[row], end = bag.offsets[row + 1];
+            std::memset(out, 0, f.embedding_dim * sizeof(float));
+            for (std::size_t i = begin; i < end; i += kBlock) {
+              const std::size_t count = end - i < kBlock ? end - i : kBlock;
+              for (std::size_t j = 0; j < count; ++j) rows[j] = f.row_of(bag.ids[i + j]);
+              kernels::add_rows(s.table, f.embedding_dim, rows, count, out);
+            }
+            if (f.pooling == Pooling::mean && end > begin)
+              for (std::size_t d = 0; d < f.embedding_dim; ++d) out[d] /= static_cast<float>(end - begin);
+            break;
+          }
+        }
+      }
+    }
+  }
+
+  void run(const BoundStep& s, const Batch& batch, std::size_t c0, std::size_t n) noexcept {
+    using Kind = internal::Step::Kind;
+    float* out = s.out.at(c0);
+    switch (s.kind) {
+      case Kind::gather:
+        gather(batch, c0, n, out, s.out.ld);
+        break;
+      case Kind::dense:
+        kernels::dense(n, s.in.at(c0), s.in.ld, s.layer, out, s.out.ld);
+        break;
+      case Kind::softmax:
+        for (std::size_t r = 0; r < n; ++r) kernels::softmax(out + r * s.out.ld, s.width);
+        break;
+      case Kind::mix:
+        kernels::mix(n, s.in.at(c0), s.in.ld, s.experts, expert_ptr_.data() + s.first_expert,
+                     expert_ld_.data() + s.first_expert, s.width, out, s.out.ld);
+        break;
+      case Kind::product: {
+        const float* a = s.in.at(c0);
+        const float* b = s.in2.at(c0);
+        for (std::size_t r = 0; r < n; ++r) out[r * s.out.ld] = a[r * s.in.ld] * b[r * s.in2.ld];
+        break;
+      }
+      case Kind::copy: {
+        const float* in = s.in.at(c0);
+        for (std::size_t r = 0; r < n; ++r)
+          for (std::size_t j = 0; j < s.width; ++j) out[r * s.out.ld + j] = in[r * s.in.ld + j];
+        break;
+      }
+    }
+  }
+};
+
+}  // namespace mtlite
