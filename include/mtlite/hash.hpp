@@ -33,6 +33,7 @@ constexpr std::uint64_t hash_string(std::string_view s) noexcept {
   return h;
 }
 
+// buckets >= 1 (Spec::validate guarantees it for features).
 constexpr std::uint64_t hash_bucket(std::uint64_t id, std::uint64_t buckets) noexcept {
   return mix64(id) % buckets;
 }

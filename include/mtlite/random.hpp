@@ -23,6 +23,7 @@ class Rng {
   }
   // Uniform in [0, 1) with 24 random bits: exact in float.
   float uniform() noexcept { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }
+  // In [lo, hi]: the rounding of lo + (hi - lo) * u can reach hi.
   float uniform(float lo, float hi) noexcept { return lo + (hi - lo) * uniform(); }
   // Uniform integer in [0, n).
   std::uint64_t below(std::uint64_t n) noexcept { return n ? next() % n : 0; }

@@ -1,4 +1,5 @@
-// Scalar activations: the definitions the SIMD versions are tested against.
+// Scalar activations: the definitions the SIMD versions are tested against. relu maps NaN to 0
+// (the SIMD max does the same); predict never sees NaN, its inputs are checked.
 #pragma once
 
 #include <cmath>

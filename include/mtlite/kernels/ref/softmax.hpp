@@ -1,4 +1,5 @@
-// Scalar softmax of one gate's logits, in place; subtracting the maximum keeps exp finite.
+// Scalar softmax of one gate's logits, in place (n >= 1: a gate has at least one expert);
+// subtracting the maximum keeps exp finite.
 #pragma once
 
 #include <cmath>
