@@ -54,9 +54,10 @@ struct Feature {
   float mean = 0.0f;
   float stddev = 1.0f;
 
-  // categorical and multi-hot. vocabulary: ids 0..size-1 are rows 0..size-1; hashing: an id goes
-  // to bucket hash(id) % size (hash.hpp). Either way the table has size + 1 rows and the last row
-  // is the out-of-vocabulary row: unknown, negative or out-of-range ids land there.
+  // categorical and multi-hot. vocabulary: ids 0..size-1 are rows 0..size-1, and unknown,
+  // negative or out-of-range ids land in row `size`, the out-of-vocabulary row. hashing: any id
+  // goes to bucket hash(id) % size (hash.hpp); the table keeps the extra row so that both
+  // mappings share one shape, and the trainer leaves it unused.
   IdMapping mapping = IdMapping::vocabulary;
   std::uint64_t size = 0;
   std::uint32_t embedding_dim = 0;
