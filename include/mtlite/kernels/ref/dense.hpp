@@ -19,7 +19,7 @@ inline void dense(std::size_t m, const float* x, std::size_t ldx, const DenseVie
     for (std::size_t p = 0; p < panels; ++p) {
       float acc[kPanel];
       for (std::size_t j = 0; j < kPanel; ++j) acc[j] = L.bias[p * kPanel + j];
-      const float* w = L.panels + p * L.k * kPanel;
+      const float* w = L.f32() + p * L.k * kPanel;
       for (std::size_t k = 0; k < L.k; ++k)
         for (std::size_t j = 0; j < kPanel; ++j) acc[j] += xr[k] * w[k * kPanel + j];
       const std::size_t cols = L.n - p * kPanel < kPanel ? L.n - p * kPanel : kPanel;

@@ -104,7 +104,7 @@ inline void dense(std::size_t m, const float* x, std::size_t ldx, const DenseVie
   if (m == 1) {
     for (std::size_t p = 0; p < panels; p += kRowPanels) {
       const std::size_t np = panels - p < kRowPanels ? panels - p : kRowPanels;
-      detail::kRowTiles[np - 1][0](L.k, x, ldx, L.panels + p * L.k * kPanel, L.bias + p * kPanel,
+      detail::kRowTiles[np - 1][0](L.k, x, ldx, L.f32() + p * L.k * kPanel, L.bias + p * kPanel,
                                    L.act + p, L.n - p * kPanel, y + p * kPanel, ldy);
     }
     return;
@@ -113,7 +113,7 @@ inline void dense(std::size_t m, const float* x, std::size_t ldx, const DenseVie
     const std::size_t np = panels - p < kBatchPanels ? panels - p : kBatchPanels;
     for (std::size_t r = 0; r < m; r += kBatchRows) {
       const std::size_t mr = m - r < kBatchRows ? m - r : kBatchRows;
-      detail::kBatchTiles[np - 1][mr - 1](L.k, x + r * ldx, ldx, L.panels + p * L.k * kPanel,
+      detail::kBatchTiles[np - 1][mr - 1](L.k, x + r * ldx, ldx, L.f32() + p * L.k * kPanel,
                                           L.bias + p * kPanel, L.act + p, L.n - p * kPanel,
                                           y + r * ldy + p * kPanel, ldy);
     }
