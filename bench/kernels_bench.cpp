@@ -1,5 +1,8 @@
 // The kernels at sizes from 16 to 1024, each beside its scalar reference in the same run.
-//   dense    K = N = size, for one row (the single-example path) and 64 rows (one chunk)
+//   dense    K = N = size, for one row (the single-example path) and 64 rows (one chunk);
+//            dense_f16 and dense_i8 are the same layer with f16 / int8 weights (dense_i8
+//            includes quantizing the input rows). GFLOPs counts 2 K N per row for all three
+//            (f32-equivalent), so the ratios of the counters are the speed ratios.
 //   softmax  one gate of `size` logits
 //   mix      8 experts of width `size`, 64 rows
 //   add_rows a bag of 16 rows of width `size`
@@ -8,6 +11,7 @@
 #include <mtlite/kernels/kernels.hpp>
 #include <mtlite/random.hpp>
 
+#include <cstdint>
 #include <vector>
 
 namespace {
@@ -34,6 +38,83 @@ struct PackedDense {
   }
   k::DenseView view() const { return {K, N, panels.data(), bias.data(), act.data()}; }
 };
+
+struct PackedDenseF16 {
+  std::size_t K, N;
+  std::vector<std::uint16_t> panels;
+  std::vector<float> bias;
+  std::vector<mtlite::Activation> act;
+  PackedDenseF16(std::size_t k_, std::size_t n_) : K(k_), N(n_) {
+    const std::vector<float> w = random_floats(N * K, 1);
+    panels.assign(k::panel_count(N) * k::panel_bytes(k::WeightType::f16, K) / 2, 0);
+    k::pack_panels_f16(w.data(), N, K, panels.data());
+    bias = random_floats(k::round_to_panel(N), 2);
+    act.assign(k::panel_count(N), mtlite::Activation::relu);
+  }
+  k::DenseView view() const { return {K, N, panels.data(), bias.data(), act.data(), k::WeightType::f16}; }
+};
+
+struct PackedDenseI8 {
+  std::size_t K, N;
+  std::vector<std::int8_t> panels;
+  std::vector<float> bias, scale;
+  std::vector<std::int32_t> colsum;
+  std::vector<mtlite::Activation> act;
+  PackedDenseI8(std::size_t k_, std::size_t n_) : K(k_), N(n_) {
+    const std::vector<float> w = random_floats(N * K, 1);
+    panels.assign(k::panel_count(N) * k::panel_bytes(k::WeightType::i8, K), 0);
+    scale.assign(k::round_to_panel(N), 0.0f);
+    colsum.assign(k::round_to_panel(N), 0);
+    k::quantize_dense_i8(w.data(), N, K, panels.data(), scale.data(), colsum.data());
+    bias = random_floats(k::round_to_panel(N), 2);
+    act.assign(k::panel_count(N), mtlite::Activation::relu);
+  }
+  k::DenseView view() const {
+    return {K, N, panels.data(), bias.data(), act.data(), k::WeightType::i8, scale.data(), colsum.data()};
+  }
+};
+
+void dense_counters(benchmark::State& state, std::size_t rows, std::size_t size) {
+  state.counters["GFLOPs"] = benchmark::Counter(2.0 * static_cast<double>(rows * size * size) * 1e-9,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+
+template <bool Simd>
+void BM_dense_f16(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  const auto rows = static_cast<std::size_t>(state.range(1));
+  const PackedDenseF16 layer(size, size);
+  const std::vector<float> x = random_floats(rows * size, 3);
+  std::vector<float> y(rows * size);
+  for (auto _ : state) {
+    if constexpr (Simd)
+      k::dense_f16(rows, x.data(), size, layer.view(), y.data(), size);
+    else
+      k::ref::dense_f16(rows, x.data(), size, layer.view(), y.data(), size);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  dense_counters(state, rows, size);
+}
+
+template <bool Simd>
+void BM_dense_i8(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  const auto rows = static_cast<std::size_t>(state.range(1));
+  const PackedDenseI8 layer(size, size);
+  const std::vector<float> x = random_floats(rows * size, 3);
+  std::vector<float> y(rows * size);
+  std::vector<std::uint8_t> scratch(k::dense_i8_scratch_bytes(rows, size));
+  for (auto _ : state) {
+    if constexpr (Simd)
+      k::dense_i8(rows, x.data(), size, layer.view(), y.data(), size, scratch.data());
+    else
+      k::ref::dense_i8(rows, x.data(), size, layer.view(), y.data(), size, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  dense_counters(state, rows, size);
+}
 
 template <bool Simd>
 void BM_dense(benchmark::State& state) {
@@ -118,7 +199,11 @@ void sizes(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK_TEMPLATE(BM_dense, true)->Name("dense/simd")->Apply(dense_sizes);
+BENCHMARK_TEMPLATE(BM_dense_f16, true)->Name("dense_f16/simd")->Apply(dense_sizes);
+BENCHMARK_TEMPLATE(BM_dense_i8, true)->Name("dense_i8/simd")->Apply(dense_sizes);
 BENCHMARK_TEMPLATE(BM_dense, false)->Name("dense/ref")->Apply(dense_sizes);
+BENCHMARK_TEMPLATE(BM_dense_f16, false)->Name("dense_f16/ref")->Apply(dense_sizes);
+BENCHMARK_TEMPLATE(BM_dense_i8, false)->Name("dense_i8/ref")->Apply(dense_sizes);
 BENCHMARK_TEMPLATE(BM_softmax, true)->Name("softmax/simd")->Apply(sizes);
 BENCHMARK_TEMPLATE(BM_softmax, false)->Name("softmax/ref")->Apply(sizes);
 BENCHMARK_TEMPLATE(BM_mix, true)->Name("mix/simd")->Apply(sizes);

@@ -2,6 +2,7 @@
 // Times predict on one thread: the median of N calls after warm-up, per batch size.
 #include <mtlite/format/json.hpp>
 #include <mtlite/mtlite.hpp>
+#include <mtlite/random_inputs.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -26,43 +27,9 @@ struct Timing {
   double us_per_batch;
 };
 
-// Random inputs of the right shape for any model: dense values in [-1, 1], ids spread over each
-// table, bags of four ids.
-struct RandomBatch {
-  std::vector<float> dense;
-  std::vector<std::int64_t> ids;
-  std::vector<std::vector<std::int64_t>> bag_ids;
-  std::vector<std::vector<std::uint32_t>> bag_offsets;
-  std::vector<mtlite::Bag> bags;
-  mtlite::Batch batch;
-
-  RandomBatch(const mtlite::Spec& spec, std::size_t rows, std::uint64_t seed) {
-    mtlite::Rng rng(seed);
-    for (std::size_t r = 0; r < rows; ++r)
-      for (const mtlite::Feature& f : spec.features) {
-        if (f.kind == mtlite::FeatureKind::dense) dense.push_back(rng.uniform(-1.0f, 1.0f));
-        if (f.kind == mtlite::FeatureKind::categorical) ids.push_back(static_cast<std::int64_t>(rng.below(f.size)));
-      }
-    for (const mtlite::Feature& f : spec.features) {
-      if (f.kind != mtlite::FeatureKind::multi_hot) continue;
-      bag_ids.emplace_back();
-      bag_offsets.emplace_back(1, 0);
-      for (std::size_t r = 0; r < rows; ++r) {
-        for (int j = 0; j < 4; ++j) bag_ids.back().push_back(static_cast<std::int64_t>(rng.below(f.size)));
-        bag_offsets.back().push_back(static_cast<std::uint32_t>(bag_ids.back().size()));
-      }
-    }
-    for (std::size_t i = 0; i < bag_ids.size(); ++i) bags.push_back({bag_ids[i], bag_offsets[i]});
-    batch.rows = rows;
-    batch.dense = dense;
-    batch.ids = ids;
-    batch.bags = bags;
-  }
-};
-
 Timing time_batch(const mtlite::Model& model, std::size_t batch, std::size_t calls) {
-  const RandomBatch random(model.spec(), batch, 7);
-  const mtlite::Batch& in = random.batch;
+  const mtlite::RandomInputs random(model.spec(), batch, 7);
+  const mtlite::Batch in = random.batch();
   mtlite::Session session(model, batch);
   if (mtlite::Status st = session.predict(in); !st) throw mtlite::Error(st.message());
 

@@ -2,8 +2,13 @@
 #pragma once
 
 #include <mtlite/error.hpp>
+#include <mtlite/spec.hpp>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <sys/stat.h>
 #include <map>
 #include <set>
 #include <string>
@@ -82,6 +87,32 @@ inline std::vector<long long> integer_list(const std::string& text, const std::s
     start = comma + 1;
   }
   return out;
+}
+
+inline std::uint64_t file_size(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw mtlite::Error("cannot stat '" + path + "': " + std::strerror(errno));
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+// 1234567 -> "1.18 MiB"
+inline std::string bytes_string(std::uint64_t n) {
+  char buf[32];
+  if (n < 1024) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  else if (n < (1u << 20)) std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(n) / 1024.0);
+  else std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(n) / 1048576.0);
+  return buf;
+}
+
+// [256 relu, 128 relu] -> "256-128"; other activations are named: "64 tanh-1"
+inline std::string mlp_string(const mtlite::Mlp& layers) {
+  if (layers.empty()) return "(none)";
+  std::string s;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    s += (i ? "-" : "") + std::to_string(layers[i].units);
+    if (layers[i].activation != mtlite::Activation::relu) s += std::string(" ") + mtlite::to_string(layers[i].activation);
+  }
+  return s;
 }
 
 }  // namespace cli

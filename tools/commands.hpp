@@ -2,3 +2,6 @@
 #pragma once
 
 int cmd_bench(int argc, char** argv);
+int cmd_convert(int argc, char** argv);
+int cmd_inspect(int argc, char** argv);
+int cmd_synth(int argc, char** argv);

@@ -17,7 +17,10 @@ struct Command {
 };
 
 const Command kCommands[] = {
+    {"convert", cmd_convert, "float weights -> a deployable model file: f32, f16 or int8, with a self-test"},
+    {"inspect", cmd_inspect, "what a model file holds: architecture, tasks, features, tensors, bytes"},
     {"bench", cmd_bench, "time a model: microseconds per batch and per example"},
+    {"synth", cmd_synth, "write synthetic multi-task data as CSV: mmoe, funnel"},
 };
 
 void usage(std::FILE* out) {

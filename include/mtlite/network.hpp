@@ -1,7 +1,8 @@
 // The spec unrolled into a small dataflow graph: the one walk over the architectures that the
 // runtime compiler, the parameter list and the trainer all share.
 //
-// Nodes are stored in topological order. Each produces one vector per example:
+// Nodes are stored in topological order; nodes no served output needs are pruned. Each produces
+// one vector per example:
 //   input    x (the gathered embeddings and dense features)
 //   mlp      layers[i](... layers[0](input)); parameters "<name>.<i>.weight" [out, in] and
 //            "<name>.<i>.bias" [out]
@@ -73,6 +74,42 @@ inline int add_gated_mix(Network& net, const std::string& gate_name, int input,
   m.width = net.nodes[static_cast<std::size_t>(experts.front())].width;
   m.experts = std::move(experts);
   return net.add(std::move(m));
+}
+
+// Drops every node no output depends on: the towers of tasks that are not served, and what
+// only they read (an MMoE gate, a PLE task's last-level experts).
+inline Network prune(Network net) {
+  std::vector<bool> live(net.nodes.size(), false);
+  live[0] = true;
+  std::vector<int> todo = net.outputs;
+  while (!todo.empty()) {
+    const int i = todo.back();
+    todo.pop_back();
+    if (live[static_cast<std::size_t>(i)]) continue;
+    live[static_cast<std::size_t>(i)] = true;
+    const Node& n = net.nodes[static_cast<std::size_t>(i)];
+    for (int j : {n.input, n.gate, n.a, n.b})
+      if (j >= 0) todo.push_back(j);
+    todo.insert(todo.end(), n.experts.begin(), n.experts.end());
+  }
+  std::vector<int> index(net.nodes.size(), -1);
+  Network out;
+  for (std::size_t i = 0; i < net.nodes.size(); ++i)
+    if (live[i]) index[i] = out.add(std::move(net.nodes[i]));
+  auto remap = [&](int& j) {
+    if (j >= 0) j = index[static_cast<std::size_t>(j)];
+  };
+  for (Node& n : out.nodes) {
+    remap(n.input);
+    remap(n.gate);
+    remap(n.a);
+    remap(n.b);
+    for (int& e : n.experts) remap(e);
+  }
+  for (int o : net.outputs) out.outputs.push_back(index[static_cast<std::size_t>(o)]);
+  for (int g : net.gates)
+    if (live[static_cast<std::size_t>(g)]) out.gates.push_back(index[static_cast<std::size_t>(g)]);
+  return out;
 }
 
 }  // namespace internal
@@ -149,21 +186,23 @@ inline Network build_network(const Spec& spec) {
     }
   }
 
+  std::vector<int> towers(T);
   for (std::size_t k = 0; k < T; ++k) {
     Mlp layers = spec.tasks[k].tower;
     layers.push_back({1, spec.tasks[k].head()});
-    net.outputs.push_back(add_mlp(net, "tower" + std::to_string(k), tower_input[k], layers));
+    towers[k] = add_mlp(net, "tower" + std::to_string(k), tower_input[k], layers);
+    if (spec.tasks[k].served) net.outputs.push_back(towers[k]);
   }
   if (spec.esmm) {
     Node p;
     p.kind = Node::Kind::product;
     p.name = spec.esmm->ctcvr;
-    p.a = net.outputs[static_cast<std::size_t>(spec.task_index(spec.esmm->ctr))];
-    p.b = net.outputs[static_cast<std::size_t>(spec.task_index(spec.esmm->cvr))];
+    p.a = towers[static_cast<std::size_t>(spec.task_index(spec.esmm->ctr))];
+    p.b = towers[static_cast<std::size_t>(spec.task_index(spec.esmm->cvr))];
     p.width = 1;
     net.outputs.push_back(net.add(std::move(p)));
   }
-  return net;
+  return internal::prune(std::move(net));
 }
 
 }  // namespace mtlite

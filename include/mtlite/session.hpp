@@ -6,6 +6,7 @@
 // the chunk, not by the batch, and a chunk's activations stay in cache between layers.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -31,6 +32,7 @@ class Session {
     scores_ = AlignedBuffer<float>(model.num_outputs() * max_batch);
     if (keep_gates) gates_ = AlignedBuffer<float>(plan.gate_width * max_batch);
     scratch_ = AlignedBuffer<float>(plan.scratch_per_row() * chunk_);
+    if (const std::size_t k = plan.max_i8_inputs()) quantized_ = AlignedBuffer<std::uint8_t>(kernels::dense_i8_scratch_bytes(chunk_, k));
     buffer_base_.assign(plan.buffer_ld.size(), 0);
     for (std::size_t b = internal::kFirstScratch, off = 0; b < plan.buffer_ld.size(); ++b) {
       buffer_base_[b] = off;
@@ -107,7 +109,7 @@ class Session {
     const Feature* feature;
     std::size_t col;    // in x
     std::size_t index;  // among the features of its kind
-    const float* table;
+    const internal::TableInfo* table;
     float scale, shift; // dense standardize
   };
 
@@ -115,6 +117,7 @@ class Session {
   std::size_t max_batch_, chunk_ = 0, rows_ = 0;
   bool keep_gates_;
   AlignedBuffer<float> scores_, gates_, scratch_;
+  AlignedBuffer<std::uint8_t> quantized_;  // i8 layers' quantized inputs
   std::vector<std::size_t> buffer_base_;
   std::vector<BoundStep> steps_;
   std::vector<const float*> expert_ptr_;
@@ -135,7 +138,7 @@ class Session {
     for (const internal::Step& s : plan.steps) {
       if (s.kind == Kind::copy && s.out.buffer == internal::kGates && !keep_gates_) continue;
       BoundStep b{s.kind, resolve(s.in), resolve(s.in2), resolve(s.out), s.width, {}, 0, 0};
-      if (s.kind == Kind::dense) b.layer = plan.view(s.index);
+      if (s.kind == Kind::dense) b.layer = plan.layers[s.index].view();
       if (s.kind == Kind::mix) {
         b.first_expert = expert_ptr_.size();
         for (internal::Operand e : plan.mixes[s.index].experts) {
@@ -154,7 +157,7 @@ class Session {
       const Feature& feat = spec.features[f];
       if (!feat.has_embedding()) continue;
       const std::size_t index = feat.kind == FeatureKind::categorical ? n_ids_++ : n_bags_++;
-      slots_.push_back({&feat, col, index, plan.arena.data() + plan.tables[f].offset, 1.0f, 0.0f});
+      slots_.push_back({&feat, col, index, &plan.tables[f], 1.0f, 0.0f});
       col += feat.embedding_dim;
     }
     for (const Feature& feat : spec.features) {
@@ -211,6 +214,26 @@ class Session {
     return {};
   }
 
+  // out += the given rows of a table, whatever its element type.
+  static void add_rows(const internal::TableInfo& t, const std::uint64_t* rows, std::size_t count, float* out) noexcept {
+    switch (t.dtype) {
+      case format::DType::f32:
+        kernels::add_rows(reinterpret_cast<const float*>(t.data), t.dim, rows, count, out);
+        break;
+      case format::DType::f16:
+        kernels::add_rows_f16(reinterpret_cast<const std::uint16_t*>(t.data), t.dim, rows, count, out);
+        break;
+      case format::DType::u8:
+        kernels::add_rows_q8(reinterpret_cast<const std::uint8_t*>(t.data), t.dim, t.stride, rows, count, out);
+        break;
+      case format::DType::u4:
+        kernels::add_rows_q4(reinterpret_cast<const std::uint8_t*>(t.data), t.dim, t.stride, rows, count, out);
+        break;
+      case format::DType::i8:
+        break;  // not a table type (the binder refuses it)
+    }
+  }
+
   void gather(const Batch& b, std::size_t c0, std::size_t n, float* x, std::size_t ldx) noexcept {
     constexpr std::size_t kBlock = 64;
     std::uint64_t rows[kBlock];
@@ -227,10 +250,16 @@ class Session {
                                                            : v * s.scale + s.shift;
             break;
           }
-          case FeatureKind::categorical:
-            std::memcpy(out, s.table + f.row_of(b.ids[row * n_ids_ + s.index]) * f.embedding_dim,
-                        f.embedding_dim * sizeof(float));
+          case FeatureKind::categorical: {
+            const std::uint64_t r0 = f.row_of(b.ids[row * n_ids_ + s.index]);
+            if (s.table->dtype == format::DType::f32) {
+              std::memcpy(out, s.table->data + r0 * s.table->stride, f.embedding_dim * sizeof(float));
+            } else {
+              std::memset(out, 0, f.embedding_dim * sizeof(float));
+              add_rows(*s.table, &r0, 1, out);
+            }
             break;
+          }
           case FeatureKind::multi_hot: {
             const Bag& bag = b.bags[s.index];
             const std::size_t begin = bag.offsets[row], end = bag.offsets[row + 1];
@@ -238,7 +267,7 @@ class Session {
             for (std::size_t i = begin; i < end; i += kBlock) {
               const std::size_t count = end - i < kBlock ? end - i : kBlock;
               for (std::size_t j = 0; j < count; ++j) rows[j] = f.row_of(bag.ids[i + j]);
-              kernels::add_rows(s.table, f.embedding_dim, rows, count, out);
+              add_rows(*s.table, rows, count, out);
             }
             if (f.pooling == Pooling::mean && end > begin)
               for (std::size_t d = 0; d < f.embedding_dim; ++d) out[d] /= static_cast<float>(end - begin);
@@ -257,7 +286,13 @@ class Session {
         gather(batch, c0, n, out, s.out.ld);
         break;
       case Kind::dense:
-        kernels::dense(n, s.in.at(c0), s.in.ld, s.layer, out, s.out.ld);
+        switch (s.layer.type) {
+          case kernels::WeightType::f32: kernels::dense(n, s.in.at(c0), s.in.ld, s.layer, out, s.out.ld); break;
+          case kernels::WeightType::f16: kernels::dense_f16(n, s.in.at(c0), s.in.ld, s.layer, out, s.out.ld); break;
+          case kernels::WeightType::i8:
+            kernels::dense_i8(n, s.in.at(c0), s.in.ld, s.layer, out, s.out.ld, quantized_.data());
+            break;
+        }
         break;
       case Kind::softmax:
         for (std::size_t r = 0; r < n; ++r) kernels::softmax(out + r * s.out.ld, s.width);
@@ -281,5 +316,65 @@ class Session {
     }
   }
 };
+
+// The self-test: {"rows": n, "dense": [...], "ids": [...], "bags": [{"ids": [...],
+// "offsets": [...]}, ...], "expected": [[n scores] per output], "tolerance": t}; a score passes
+// when |got - expected| <= t * max(1, |expected|).
+inline void Model::verify() const {
+  const Json* test = metadata_.find("selftest");
+  if (!test) return;
+  try {
+    const std::size_t rows = static_cast<std::size_t>(test->at("rows").as_uint64());
+    if (rows == 0 || rows > 4096) throw Error("rows must be in [1, 4096]");
+    auto floats = [](const Json& a) {
+      std::vector<float> v;
+      for (const Json& x : a.elements()) v.push_back(x.as_float());
+      return v;
+    };
+    auto integers = [](const Json& a) {
+      std::vector<std::int64_t> v;
+      for (const Json& x : a.elements()) v.push_back(x.as_int64());
+      return v;
+    };
+    const std::vector<float> dense = test->find("dense") ? floats(test->at("dense")) : std::vector<float>{};
+    const std::vector<std::int64_t> ids = test->find("ids") ? integers(test->at("ids")) : std::vector<std::int64_t>{};
+    std::vector<std::vector<std::int64_t>> bag_ids;
+    std::vector<std::vector<std::uint32_t>> bag_offsets;
+    if (const Json* bags = test->find("bags"))
+      for (const Json& b : bags->elements()) {
+        bag_ids.push_back(integers(b.at("ids")));
+        bag_offsets.emplace_back();
+        for (const Json& o : b.at("offsets").elements())
+          bag_offsets.back().push_back(static_cast<std::uint32_t>(std::min<std::uint64_t>(o.as_uint64(), UINT32_MAX)));
+      }
+    std::vector<Bag> bags;
+    for (std::size_t i = 0; i < bag_ids.size(); ++i) bags.push_back({bag_ids[i], bag_offsets[i]});
+    Batch batch;
+    batch.rows = rows;
+    batch.dense = dense;
+    batch.ids = ids;
+    batch.bags = bags;
+    Session session(*this, rows);
+    if (Status st = session.predict(batch); !st) throw Error(std::string("its inputs are invalid: ") + st.message());
+    const Json& expected = test->at("expected");
+    if (expected.size() != num_outputs())
+      throw Error("expected holds " + std::to_string(expected.size()) + " outputs, the model has " +
+                  std::to_string(num_outputs()));
+    const float tolerance = test->at("tolerance").as_float();
+    for (std::size_t o = 0; o < num_outputs(); ++o) {
+      const std::vector<float> want = floats(expected[o]);
+      if (want.size() != rows) throw Error("expected[" + std::to_string(o) + "] does not hold one score per row");
+      for (std::size_t r = 0; r < rows; ++r) {
+        const float got = session.score(o, r);
+        if (!(std::fabs(got - want[r]) <= tolerance * std::max(1.0f, std::fabs(want[r]))))
+          throw Error(internal::format("output '%s' row %zu: got %.9g, expected %.9g (tolerance %g)",
+                                       output_name(o).c_str(), r, static_cast<double>(got),
+                                       static_cast<double>(want[r]), static_cast<double>(tolerance)));
+      }
+    }
+  } catch (const Error& e) {
+    throw Error(std::string("self-test failed: ") + e.what());
+  }
+}
 
 }  // namespace mtlite

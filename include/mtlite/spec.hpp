@@ -113,6 +113,9 @@ struct Task {
   TaskRole role = TaskRole::main;
   float loss_weight = 1.0f;  // used by the trainer
   Mlp tower;                 // hidden layers; the 1-unit output layer is implied
+  // false once `mtlite convert --drop-aux` removed the task's tower: the task still shapes the
+  // network (a PLE level's shared gate mixes its experts), but it is not computed or served.
+  bool served = true;
 
   Activation head() const {
     return kind == TaskKind::binary ? Activation::sigmoid : Activation::identity;
@@ -177,10 +180,21 @@ struct Spec {
       if (tasks[k].name == name) return static_cast<int>(k);
     return -1;
   }
-  // Outputs served: one per task, then pCTCVR when an esmm block is present.
-  std::size_t num_outputs() const { return tasks.size() + (esmm ? 1 : 0); }
+  // Outputs: one per served task in task order, then pCTCVR when an esmm block is present.
+  std::size_t num_outputs() const {
+    std::size_t n = esmm ? 1 : 0;
+    for (const Task& t : tasks) n += t.served;
+    return n;
+  }
+  // The task behind output i, or -1 for pCTCVR.
+  int output_task(std::size_t i) const {
+    for (std::size_t k = 0; k < tasks.size(); ++k)
+      if (tasks[k].served && i-- == 0) return static_cast<int>(k);
+    return -1;
+  }
   std::string output_name(std::size_t i) const {
-    return i < tasks.size() ? tasks[i].name : esmm->ctcvr;
+    const int k = output_task(i);
+    return k >= 0 ? tasks[static_cast<std::size_t>(k)].name : esmm->ctcvr;
   }
   bool gated() const {
     return architecture == Architecture::omoe || architecture == Architecture::mmoe ||
@@ -313,6 +327,7 @@ inline void Spec::validate() const {
     any_main = any_main || t.role == TaskRole::main;
   }
   if (!any_main) throw Error("tasks: every task is auxiliary; at least one must be a main task");
+  if (num_outputs() == 0) throw Error("tasks: no task is served");
 
   switch (architecture) {
     case Architecture::single_task:
@@ -352,6 +367,7 @@ inline void Spec::validate() const {
     if (ctr == cvr) throw Error("esmm: ctr and cvr must be two different tasks");
     if (tasks[ctr].kind != TaskKind::binary || tasks[cvr].kind != TaskKind::binary)
       throw Error("esmm: ctr and cvr must both be binary tasks");
+    if (!tasks[ctr].served || !tasks[cvr].served) throw Error("esmm: ctr and cvr must both be served");
     check_name(esmm->ctcvr, "esmm.ctcvr");
     if (task_index(esmm->ctcvr) >= 0)
       throw Error("esmm.ctcvr: output name '" + esmm->ctcvr + "' collides with a task");

@@ -45,6 +45,12 @@
 
 #include "../error.hpp"
 
+#if defined(__GNUC__) && !defined(__clang__)
+#define MTLITE_JSON_NOINLINE __attribute__((noinline))
+#else
+#define MTLITE_JSON_NOINLINE
+#endif
+
 namespace mtlite {
 namespace internal {
 
@@ -86,6 +92,17 @@ class Json {
   template <class T, std::enable_if_t<!std::is_same_v<std::remove_cv_t<T>, char>, int> = 0>
   Json(T*) = delete;
 
+  // A float as the double nearest its shortest decimal spelling: dump() writes ~9 digits instead
+  // of a double's 17, and as_float() reads back exactly f.
+  static Json from_float(float f) {
+    if (!std::isfinite(f)) return Json(static_cast<double>(f));
+    char buf[32];
+    const auto r = std::to_chars(buf, buf + sizeof buf, f);
+    double d = 0.0;
+    std::from_chars(buf, r.ptr, d);
+    return Json(d);
+  }
+
   static Json array() { return Json(Array{}); }
   static Json array(std::initializer_list<Json> elements) { return Json(Array(elements)); }
   static Json object() { return Json(Object{}); }
@@ -103,7 +120,9 @@ class Json {
 
   // Replaces the value of an existing key (keeping its position) or appends a new member.
   // Throws mtlite::Error unless this is an object.
-  Json& set(std::string key, Json v) & {
+  // Not inlined: GCC 12 at -O3 reports a false -Wmaybe-uninitialized when it inlines the
+  // std::variant move into a caller (GCC bug 105562 and relatives).
+  MTLITE_JSON_NOINLINE Json& set(std::string key, Json v) & {
     Object& members = get<Object>(Kind::object);
     for (Member& m : members) {
       if (m.first == key) {
@@ -117,7 +136,7 @@ class Json {
   Json&& set(std::string key, Json v) && { return std::move(set(std::move(key), std::move(v))); }
 
   // Appends to an array; throws mtlite::Error unless this is an array.
-  Json& push(Json v) & {
+  MTLITE_JSON_NOINLINE Json& push(Json v) & {
     get<Array>(Kind::array).push_back(std::move(v));
     return *this;
   }
@@ -301,7 +320,11 @@ class Json {
   // ("3", "9007199254740992"), the rest as "0.1", "1e+300" and so on.
   static void append_number(std::string& out, double d) {
     char buf[32];  // the longest shortest-round-trip double is 24 characters
-    const std::to_chars_result r = std::to_chars(buf, buf + sizeof buf, d);
+    // Shortest round trip alone spells 1000000 as "1e+06"; whole numbers up to 2^53 read better
+    // in full.
+    const bool whole = std::fabs(d) <= kMaxExactInteger && d == std::trunc(d) && !(d == 0 && std::signbit(d));
+    const std::to_chars_result r = whole ? std::to_chars(buf, buf + sizeof buf, static_cast<std::int64_t>(d))
+                                         : std::to_chars(buf, buf + sizeof buf, d);
     out.append(buf, r.ptr);
   }
   static std::string number_for_message(double d) {

@@ -16,7 +16,8 @@ inline constexpr std::uint16_t kMinor = 0;
 inline constexpr std::size_t kDataAlign = 64;
 
 // Limits a reader enforces before it allocates anything.
-inline constexpr std::uint64_t kMaxMetaBytes = 64ull << 20;
+// Parsed JSON takes up to ~22x its text: 16 MiB of metadata stays under ~400 MB however hostile.
+inline constexpr std::uint64_t kMaxMetaBytes = 16ull << 20;
 inline constexpr std::uint32_t kMaxTensors = 1u << 16;
 inline constexpr std::uint32_t kMaxNameBytes = 1024;
 inline constexpr std::uint32_t kMaxRank = 4;

@@ -17,7 +17,7 @@
 // register, two AVX2 or four NEON registers) and multiplies them by one broadcast input, so the
 // weights stream through memory exactly once and no horizontal sum is needed. The i8 layout
 // groups four k per output because the integer dot-product instructions (VNNI vpdpbusd, NEON
-// sdot) multiply and add four byte pairs into each 32-bit lane. 16 is fixed (not the machine's
+// usdot) multiply and add four byte pairs into each 32-bit lane. 16 is fixed (not the machine's
 // vector width) so that a packed layer means the same bytes on every target. The per-panel
 // activation lets one packed matrix hold several fused layers, e.g. experts (ReLU) beside gate
 // logits (identity), each padded to whole panels.

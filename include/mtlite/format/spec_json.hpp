@@ -1,0 +1,266 @@
+// Spec <-> JSON: the architecture as it appears in model.json and in a .mtl file's metadata
+// (docs/model-json.md describes the form for users).
+//
+//   {"architecture": "mmoe",
+//    "features": [{"name": "age", "kind": "dense", "normalization": "standardize",
+//                  "mean": 38.0, "stddev": 12.0},
+//                 {"name": "country", "kind": "categorical", "mapping": "vocabulary",
+//                  "size": 200, "embedding_dim": 8},
+//                 {"name": "tags", "kind": "multi_hot", "mapping": "hashing", "size": 1000,
+//                  "embedding_dim": 8, "pooling": "mean"}],
+//    "tasks": [{"name": "click", "kind": "binary", "role": "main", "loss_weight": 1.0,
+//               "tower": [64]}],
+//    "experts": 8, "expert": [256, 128],        (omoe, mmoe)
+//    "bottom": [128],                           (shared_bottom)
+//    "levels": [{"task_experts": 1, "shared_experts": 1, "expert": [16]}],   (ple)
+//    "esmm": {"ctr": "click", "cvr": "purchase", "ctcvr": "ctcvr"}}
+// An MLP is a list of layers, each an integer (units, relu) or {"units": 64, "activation": "tanh"}.
+// Absent keys take the defaults of spec.hpp. Unknown keys are errors (a typo must not pass
+// silently), except in the places listed in `extra_keys` (model.json adds data bindings).
+#pragma once
+
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "../spec.hpp"
+#include "json.hpp"
+
+namespace mtlite {
+
+namespace internal {
+
+template <class E, std::size_t N>
+E parse_enum(const Json& v, const char* const (&names)[N], const std::string& field) {
+  const std::string& s = v.as_string();
+  for (std::size_t i = 0; i < N; ++i)
+    if (s == names[i]) return static_cast<E>(i);
+  std::string allowed;
+  for (std::size_t i = 0; i < N; ++i) allowed += (i ? ", " : "") + std::string(names[i]);
+  throw Error(field + ": unknown value '" + s + "' (one of " + allowed + ")");
+}
+
+inline constexpr const char* kActivationNames[] = {"identity", "relu", "sigmoid", "tanh"};
+inline constexpr const char* kFeatureKindNames[] = {"dense", "categorical", "multi_hot"};
+inline constexpr const char* kNormalizationNames[] = {"none", "standardize", "log1p"};
+inline constexpr const char* kMappingNames[] = {"vocabulary", "hashing"};
+inline constexpr const char* kPoolingNames[] = {"sum", "mean"};
+inline constexpr const char* kTaskKindNames[] = {"binary", "regression"};
+inline constexpr const char* kRoleNames[] = {"main", "auxiliary"};
+inline constexpr const char* kArchitectureNames[] = {"single_task", "shared_bottom", "omoe",
+                                                     "mmoe",        "ple",           "esmm"};
+
+// Calls f(key, value) for each member; throws on a key not in `known`.
+template <class F>
+void for_members(const Json& obj, const std::string& field, std::initializer_list<const char*> known,
+                 const std::set<std::string>& extra, F&& f) {
+  if (!obj.is_object()) throw Error(field + ": expected an object");
+  for (const auto& [key, value] : obj.items()) {
+    bool ok = extra.count(key) != 0;
+    for (const char* k : known) ok = ok || key == k;
+    if (!ok) throw Error(field + ": unknown key '" + key + "'");
+    try {
+      f(key, value);
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      // Errors from Json getters do not name the field; add it.
+      if (what.rfind(field, 0) == 0) throw;
+      throw Error(field + "." + key + ": " + what);
+    }
+  }
+}
+
+inline std::uint32_t to_u32(const Json& v, std::uint64_t max) {
+  const std::uint64_t n = v.as_uint64();
+  if (n > max) throw Error("must be at most " + std::to_string(max));
+  return static_cast<std::uint32_t>(n);
+}
+
+inline Mlp mlp_from_json(const Json& v, const std::string& field) {
+  if (!v.is_array()) throw Error(field + ": expected a list of layers");
+  Mlp layers;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const Json& item = v[i];
+    const std::string at = field + "[" + std::to_string(i) + "]";
+    Layer layer;
+    if (item.is_number()) {
+      layer.units = to_u32(item, SpecLimits::max_units);
+    } else {
+      bool has_units = false;
+      for_members(item, at, {"units", "activation"}, {}, [&](const std::string& key, const Json& x) {
+        if (key == "units") {
+          layer.units = to_u32(x, SpecLimits::max_units);
+          has_units = true;
+        } else {
+          layer.activation = parse_enum<Activation>(x, kActivationNames, at + ".activation");
+        }
+      });
+      if (!has_units) throw Error(at + ": missing \"units\"");
+    }
+    layers.push_back(layer);
+  }
+  return layers;
+}
+
+inline Json mlp_to_json(const Mlp& layers) {
+  Json out = Json::array();
+  for (const Layer& l : layers) {
+    if (l.activation == Activation::relu)
+      out.push(l.units);
+    else
+      out.push(Json::object().set("units", l.units).set("activation", to_string(l.activation)));
+  }
+  return out;
+}
+
+}  // namespace internal
+
+// Reads a spec; throws Error naming the field. The result is validated.
+// extra_feature_keys / extra_task_keys / extra_top_keys are accepted and ignored (model.json's
+// data bindings such as "column" or "positive").
+inline Spec spec_from_json(const Json& j, const std::set<std::string>& extra_top_keys = {},
+                           const std::set<std::string>& extra_feature_keys = {},
+                           const std::set<std::string>& extra_task_keys = {}) {
+  using namespace internal;
+  Spec s;
+  bool has_arch = false;
+  for_members(
+      j, "spec", {"architecture", "features", "tasks", "experts", "expert", "bottom", "levels", "esmm"},
+      extra_top_keys, [&](const std::string& key, const Json& v) {
+        if (key == "architecture") {
+          s.architecture = parse_enum<Architecture>(v, kArchitectureNames, "architecture");
+          has_arch = true;
+        } else if (key == "features") {
+          if (!v.is_array()) throw Error("features: expected a list");
+          for (std::size_t i = 0; i < v.size(); ++i) {
+            const std::string at = "features[" + std::to_string(i) + "]";
+            Feature f;
+            bool has_kind = false;
+            for_members(v[i], at,
+                        {"name", "kind", "normalization", "mean", "stddev", "mapping", "size",
+                         "embedding_dim", "pooling"},
+                        extra_feature_keys, [&](const std::string& k, const Json& x) {
+                          if (k == "name") f.name = x.as_string();
+                          else if (k == "kind") {
+                            f.kind = parse_enum<FeatureKind>(x, kFeatureKindNames, at + ".kind");
+                            has_kind = true;
+                          } else if (k == "normalization")
+                            f.normalization = parse_enum<Normalization>(x, kNormalizationNames, at + ".normalization");
+                          else if (k == "mean") f.mean = x.as_float();
+                          else if (k == "stddev") f.stddev = x.as_float();
+                          else if (k == "mapping") f.mapping = parse_enum<IdMapping>(x, kMappingNames, at + ".mapping");
+                          else if (k == "size") f.size = x.as_uint64();
+                          else if (k == "embedding_dim") f.embedding_dim = to_u32(x, SpecLimits::max_embedding_dim);
+                          else if (k == "pooling") f.pooling = parse_enum<Pooling>(x, kPoolingNames, at + ".pooling");
+                        });
+            if (!has_kind) throw Error(at + ": missing \"kind\"");
+            s.features.push_back(std::move(f));
+          }
+        } else if (key == "tasks") {
+          if (!v.is_array()) throw Error("tasks: expected a list");
+          for (std::size_t i = 0; i < v.size(); ++i) {
+            const std::string at = "tasks[" + std::to_string(i) + "]";
+            Task t;
+            for_members(v[i], at, {"name", "kind", "role", "loss_weight", "tower", "served"}, extra_task_keys,
+                        [&](const std::string& k, const Json& x) {
+                          if (k == "name") t.name = x.as_string();
+                          else if (k == "kind") t.kind = parse_enum<TaskKind>(x, kTaskKindNames, at + ".kind");
+                          else if (k == "role") t.role = parse_enum<TaskRole>(x, kRoleNames, at + ".role");
+                          else if (k == "loss_weight") t.loss_weight = x.as_float();
+                          else if (k == "tower") t.tower = mlp_from_json(x, at + ".tower");
+                          else if (k == "served") t.served = x.as_bool();
+                        });
+            s.tasks.push_back(std::move(t));
+          }
+        } else if (key == "experts") {
+          s.num_experts = to_u32(v, SpecLimits::max_experts);
+        } else if (key == "expert") {
+          s.expert = mlp_from_json(v, "expert");
+        } else if (key == "bottom") {
+          s.bottom = mlp_from_json(v, "bottom");
+        } else if (key == "levels") {
+          if (!v.is_array()) throw Error("levels: expected a list");
+          for (std::size_t i = 0; i < v.size(); ++i) {
+            const std::string at = "levels[" + std::to_string(i) + "]";
+            PleLevel lv;
+            for_members(v[i], at, {"task_experts", "shared_experts", "expert"}, {},
+                        [&](const std::string& k, const Json& x) {
+                          if (k == "task_experts") lv.task_experts = to_u32(x, SpecLimits::max_experts);
+                          else if (k == "shared_experts") lv.shared_experts = to_u32(x, SpecLimits::max_experts);
+                          else lv.expert = mlp_from_json(x, at + ".expert");
+                        });
+            s.levels.push_back(std::move(lv));
+          }
+        } else if (key == "esmm") {
+          Esmm e;
+          for_members(v, "esmm", {"ctr", "cvr", "ctcvr"}, {}, [&](const std::string& k, const Json& x) {
+            if (k == "ctr") e.ctr = x.as_string();
+            else if (k == "cvr") e.cvr = x.as_string();
+            else e.ctcvr = x.as_string();
+          });
+          s.esmm = e;
+        }
+      });
+  if (!has_arch) throw Error("spec: missing \"architecture\"");
+  // "architecture": "esmm" with two tasks and no esmm block means ESMM over those two tasks.
+  if (s.architecture == Architecture::esmm && !s.esmm && s.tasks.size() == 2)
+    s.esmm = Esmm{s.tasks[0].name, s.tasks[1].name, "ctcvr"};
+  s.validate();
+  return s;
+}
+
+inline Json spec_to_json(const Spec& s) {
+  using namespace internal;
+  Json features = Json::array();
+  for (const Feature& f : s.features) {
+    Json j = Json::object().set("name", f.name).set("kind", to_string(f.kind));
+    if (f.kind == FeatureKind::dense) {
+      if (f.normalization != Normalization::none)
+        j.set("normalization", kNormalizationNames[static_cast<int>(f.normalization)]);
+      if (f.normalization == Normalization::standardize)
+        j.set("mean", Json::from_float(f.mean)).set("stddev", Json::from_float(f.stddev));
+    } else {
+      j.set("mapping", kMappingNames[static_cast<int>(f.mapping)])
+          .set("size", f.size)
+          .set("embedding_dim", f.embedding_dim);
+      if (f.kind == FeatureKind::multi_hot) j.set("pooling", kPoolingNames[static_cast<int>(f.pooling)]);
+    }
+    features.push(std::move(j));
+  }
+  Json tasks = Json::array();
+  for (const Task& t : s.tasks) {
+    Json j = Json::object()
+                 .set("name", t.name)
+                 .set("kind", kTaskKindNames[static_cast<int>(t.kind)])
+                 .set("role", kRoleNames[static_cast<int>(t.role)])
+                 .set("loss_weight", Json::from_float(t.loss_weight))
+                 .set("tower", mlp_to_json(t.tower));
+    if (!t.served) j.set("served", false);
+    tasks.push(std::move(j));
+  }
+  Json out = Json::object()
+                 .set("architecture", to_string(s.architecture))
+                 .set("features", std::move(features))
+                 .set("tasks", std::move(tasks));
+  switch (s.architecture) {
+    case Architecture::shared_bottom: out.set("bottom", mlp_to_json(s.bottom)); break;
+    case Architecture::omoe:
+    case Architecture::mmoe: out.set("experts", s.num_experts).set("expert", mlp_to_json(s.expert)); break;
+    case Architecture::ple: {
+      Json levels = Json::array();
+      for (const PleLevel& lv : s.levels)
+        levels.push(Json::object()
+                        .set("task_experts", lv.task_experts)
+                        .set("shared_experts", lv.shared_experts)
+                        .set("expert", mlp_to_json(lv.expert)));
+      out.set("levels", std::move(levels));
+      break;
+    }
+    default: break;
+  }
+  if (s.esmm)
+    out.set("esmm", Json::object().set("ctr", s.esmm->ctr).set("cvr", s.esmm->cvr).set("ctcvr", s.esmm->ctcvr));
+  return out;
+}
+
+}  // namespace mtlite

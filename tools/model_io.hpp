@@ -1,0 +1,129 @@
+// What several subcommands share: reading a float model (a .mtl checkpoint, or .safetensors plus
+// model.json), the data binding a model carries, and scoring a whole dataset.
+#pragma once
+
+#include <mtlite/convert.hpp>
+#include <mtlite/format/safetensors.hpp>
+#include <mtlite/metrics.hpp>
+#include <mtlite/mtlite.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "data/dataset.hpp"
+
+namespace cli {
+
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw mtlite::Error("cannot open '" + path + "'");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+inline mtlite::Json read_json(const std::string& path) {
+  try {
+    return mtlite::Json::parse(read_text(path));
+  } catch (const mtlite::Error& e) {
+    throw mtlite::Error(path + ": " + e.what());
+  }
+}
+
+// True when the file starts with the .mtl magic.
+inline bool is_model_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw mtlite::Error("cannot open '" + path + "'");
+  unsigned char magic[8] = {};
+  const std::size_t n = std::fread(magic, 1, 8, f);
+  std::fclose(f);
+  return n == 8 && std::memcmp(magic, mtlite::format::kMagic, 8) == 0;
+}
+
+// A model as float weights, with what came along with it.
+struct FloatModel {
+  mtlite::Spec spec;
+  mtlite::Weights weights;
+  std::optional<mtlite::data::DataBinding> binding;  // how raw rows map onto it, when known
+  mtlite::Json carried = mtlite::Json::object();     // metadata to keep (e.g. "training")
+};
+
+// A float .mtl checkpoint, or a .safetensors file described by `config` (model.json).
+inline FloatModel read_float_model(const std::string& path, const std::string& config) {
+  FloatModel out;
+  if (is_model_file(path)) {
+    const mtlite::format::MappedFile file = mtlite::format::MappedFile::open(path);
+    const mtlite::format::FileView view = mtlite::format::FileView::parse(file.data(), file.size());
+    const mtlite::Json& meta = view.metadata();
+    out.spec = mtlite::spec_from_json(meta.at("spec"));
+    mtlite::TensorMap tensors;
+    for (const mtlite::format::TensorView& t : view.tensors())
+      tensors[t.name] = {t.dtype, t.layout, t.shape, t.data, t.bytes};
+    out.weights = mtlite::float_weights(out.spec, tensors);
+    if (const mtlite::Json* data = meta.find("data")) out.binding = mtlite::data::DataBinding::from_json(*data);
+    if (const mtlite::Json* training = meta.find("training")) out.carried.set("training", *training);
+    return out;
+  }
+  if (config.empty())
+    throw mtlite::Error("'" + path + "' is not an .mtl model file; a .safetensors input needs --config model.json");
+  const mtlite::Json model_json = read_json(config);
+  try {
+    // With "data", model.json also binds CSV columns; without, it is the spec alone.
+    out.spec = model_json.find("data") ? mtlite::data::DataBinding::spec_from_model_json(model_json)
+                                       : mtlite::spec_from_json(model_json, {"tensors"});
+    out.spec.validate();
+  } catch (const mtlite::Error& e) {
+    throw mtlite::Error(config + ": " + e.what());
+  }
+  mtlite::Weights weights = mtlite::read_safetensors(path);
+  if (const mtlite::Json* names = model_json.find("tensors")) weights = mtlite::rename_tensors(weights, *names);
+  out.weights = std::move(weights);
+  if (model_json.find("data")) out.binding = mtlite::data::DataBinding::from_json(model_json);
+  return out;
+}
+
+// The binding stored in a model file's metadata.
+inline mtlite::data::DataBinding binding_of(const mtlite::Model& model, const std::string& what) {
+  const mtlite::Json* data = model.metadata().find("data");
+  if (!data) throw mtlite::Error(what + " has no data binding (it was not trained with mtlite train or converted with --config); cannot read raw rows for it");
+  return mtlite::data::DataBinding::from_json(*data);
+}
+
+// Every output's score for every row: scores[output][row].
+inline std::vector<std::vector<float>> score_dataset(const mtlite::Model& model, const mtlite::data::Dataset& data) {
+  constexpr std::size_t kBatch = 256;
+  std::vector<std::vector<float>> scores(model.num_outputs(), std::vector<float>(data.rows));
+  mtlite::Session session(model, kBatch);
+  std::vector<mtlite::Bag> bags;
+  for (std::size_t begin = 0; begin < data.rows; begin += kBatch) {
+    const std::size_t end = std::min(data.rows, begin + kBatch);
+    if (mtlite::Status st = session.predict(data.batch(begin, end, bags)); !st)
+      throw mtlite::Error("rows " + std::to_string(begin) + "-" + std::to_string(end) + ": " + st.message());
+    for (std::size_t o = 0; o < model.num_outputs(); ++o)
+      std::copy(session.scores(o).begin(), session.scores(o).end(), scores[o].begin() + static_cast<std::ptrdiff_t>(begin));
+  }
+  return scores;
+}
+
+// One task's labels and mask as contiguous columns.
+struct TaskColumn {
+  std::vector<float> labels;
+  std::vector<std::uint8_t> mask;
+};
+
+inline TaskColumn task_column(const mtlite::data::Dataset& data, std::size_t task) {
+  TaskColumn c;
+  c.labels.resize(data.rows);
+  c.mask.resize(data.rows);
+  for (std::size_t r = 0; r < data.rows; ++r) {
+    c.labels[r] = data.labels[r * data.num_tasks + task];
+    c.mask[r] = data.mask[r * data.num_tasks + task];
+  }
+  return c;
+}
+
+}  // namespace cli
