@@ -1,77 +1,163 @@
-// Quick start: build a multi-task model in code, rank a batch of candidate items with it, and
-// time it. The model is the standard reference MMoE (8 experts, 3 tasks: click, like, share)
-// with seeded random weights; the candidates are random feature vectors.
+// Quick start, last step: load a trained model file and rank candidate items for one user, the
+// way an app or a game would on the device.
 //
-//   build/examples/quickstart [candidates]      (default 100)
+//   build/examples/quickstart MODEL.mtl [candidates]      (default 200)
+//
+// MODEL.mtl is a model of the funnel data (`mtlite synth funnel`, examples/funnel/model.json),
+// typically int8 with the auxiliary heads dropped: scripts/quickstart.sh trains and converts one.
+// The candidates are a made-up catalogue (seeded): in an app they come from the item store.
 #include <mtlite/mtlite.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
+#include <optional>
+#include <string>
 #include <vector>
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double microseconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::micro>(b - a).count();
+}
+
+// The id of a string value of a vocabulary feature: its index in the vocabulary the trainer
+// built, stored in the model file's "data" metadata. -1 (the out-of-vocabulary row) if absent.
+std::int64_t vocabulary_id(const mtlite::Model& model, const std::string& feature, const std::string& value) {
+  const mtlite::Json* data = model.metadata().find("data");
+  if (!data) return -1;
+  for (const mtlite::Json& f : data->at("features").elements()) {
+    if (f.at("name").as_string() != feature) continue;
+    const mtlite::Json* vocabulary = f.find("vocabulary");
+    if (!vocabulary) return -1;
+    for (std::size_t i = 0; i < vocabulary->size(); ++i)
+      if (vocabulary->elements()[i].as_string() == value) return static_cast<std::int64_t>(i);
+  }
+  return -1;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  const std::size_t candidates = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 100;
-  if (candidates == 0) {
-    std::fprintf(stderr, "usage: quickstart [candidates >= 1]\n");
+  if (argc < 2 || argc > 3) {
+    std::fprintf(stderr, "usage: quickstart MODEL.mtl [candidates]\n");
+    return 2;
+  }
+  const std::size_t candidates = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 200;
+  if (candidates == 0 || candidates > 100000) {
+    std::fprintf(stderr, "quickstart: candidates must be in 1..100000\n");
     return 2;
   }
 
-  // 1. The architecture and its weights. A trained model would come from a .mtl file.
-  const mtlite::Spec spec = mtlite::reference_spec();
-  const mtlite::Model model(spec, mtlite::random_weights(spec, /*seed=*/42, /*bias_range=*/0.1f));
-  std::printf("model: %s, %zu experts, %zu tasks, %llu parameters, input width %zu, kernels %s\n",
-              mtlite::to_string(spec.architecture), static_cast<std::size_t>(spec.num_experts),
-              spec.tasks.size(), static_cast<unsigned long long>(model.parameter_count()),
-              model.input_dim(), mtlite::kernels::backend_name());
-
-  // 2. One row per candidate item: here 256 dense features each.
-  mtlite::Rng rng(7);
-  std::vector<float> features(candidates * model.input_dim());
-  for (float& v : features) v = rng.uniform(-1.0f, 1.0f);
-  mtlite::Batch batch;
-  batch.rows = candidates;
-  batch.dense = features;
-
-  // 3. Score them all in one call. A Session owns the scratch memory: one per thread.
-  mtlite::Session session(model, candidates);
-  if (mtlite::Status st = session.predict(batch); !st) {
-    std::fprintf(stderr, "predict failed: %s\n", st.message());
+  // 1. Open the model: the file is memory-mapped and its weights used in place. Every count,
+  //    offset and shape is checked first; a bad file is an Error that says what is wrong.
+  const auto t_open = Clock::now();
+  std::optional<mtlite::Model> loaded;
+  try {
+    loaded = mtlite::Model::load(argv[1]);
+  } catch (const mtlite::Error& e) {
+    std::fprintf(stderr, "quickstart: %s\n", e.what());
     return 1;
   }
+  const mtlite::Model& model = *loaded;
+  const mtlite::Spec& spec = model.spec();
+  std::printf("%s: %s, %zu output%s (", argv[1], mtlite::to_string(spec.architecture), model.num_outputs(),
+              model.num_outputs() == 1 ? "" : "s");
+  for (std::size_t o = 0; o < model.num_outputs(); ++o) std::printf("%s%s", o ? ", " : "", model.output_name(o).c_str());
+  std::printf("), %llu parameters, kernels %s\n", static_cast<unsigned long long>(model.parameter_count()),
+              mtlite::kernels::backend_name());
 
-  // 4. Rank by a blend of the task scores and show the top ten.
-  const float blend[] = {1.0f, 0.5f, 0.25f};  // click, like, share
-  std::vector<float> value(candidates, 0.0f);
-  for (std::size_t t = 0; t < model.num_outputs(); ++t)
-    for (std::size_t i = 0; i < candidates; ++i) value[i] += blend[t] * session.score(t, i);
+  // 2. One row per candidate, features in spec order: dense values and categorical ids.
+  //    Integer-valued features take their ids as they are; string values (device) go through
+  //    the vocabulary stored in the file.
+  const std::int64_t user = 42, device = vocabulary_id(model, "device", "mobile");
+  std::vector<float> dense;
+  std::vector<std::int64_t> ids;
+  mtlite::Rng rng(7);
+  for (std::size_t c = 0; c < candidates; ++c) {
+    const std::int64_t item = static_cast<std::int64_t>((c * 37) % 2000);
+    const double price = std::exp(3.0 + 0.8 * rng.normal());
+    const float discount = static_cast<float>(rng.next() % 4) * 0.1f;
+    for (const mtlite::Feature& f : spec.features) {
+      const std::string& n = f.name;
+      if (f.kind == mtlite::FeatureKind::dense) {
+        float v = 0.0f;
+        if (n == "price") v = static_cast<float>(std::round(price * (1.0 - discount) * 100.0) / 100.0);
+        else if (n == "discount") v = discount;
+        else if (n == "item_rating") v = std::round(rng.uniform(3.0f, 5.0f) * 10.0f) / 10.0f;
+        else if (n == "item_popularity") v = std::floor(std::exp(5.0f + 1.5f * static_cast<float>(rng.normal())));
+        else if (n == "user_activity") v = 12.0f;
+        else if (n == "user_tenure_days") v = 365.0f;
+        dense.push_back(v);
+      } else if (f.kind == mtlite::FeatureKind::categorical) {
+        std::int64_t id = 0;
+        if (n == "user_id") id = user;
+        else if (n == "item_id") id = item;
+        else if (n == "position") id = 0;  // score every candidate as if in the top slot
+        else if (n == "device") id = device;
+        else if (n == "hour") id = 20;
+        else if (n == "user_segment") id = 3;
+        else if (n == "item_category") id = static_cast<std::int64_t>(rng.next() % 32);
+        ids.push_back(id);
+      }
+    }
+  }
+  mtlite::Batch batch;
+  batch.rows = candidates;
+  batch.dense = dense;
+  batch.ids = ids;
+
+  // 3. Score them all in one call. A Session owns the scratch memory (one per thread); predict
+  //    allocates nothing and reports bad input as a Status.
+  mtlite::Session session(model, candidates);
+  if (mtlite::Status st = session.predict(batch); !st) {
+    std::fprintf(stderr, "quickstart: predict failed: %s\n", st.message());
+    return 1;
+  }
+  const auto t_first = Clock::now();
+  std::printf("opened, checked and scored %zu candidates in %.2f ms\n", candidates,
+              microseconds(t_open, t_first) / 1000.0);
+
+  // 4. Rank by the main output (the first served one) and show the top ten.
   std::vector<std::size_t> order(candidates);
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return value[a] > value[b]; });
-
-  std::printf("\nrank  item    value");
-  for (std::size_t t = 0; t < model.num_outputs(); ++t) std::printf("  %8s", model.output_name(t).c_str());
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return session.score(0, a) > session.score(0, b); });
+  std::printf("\nuser %lld, top 10 of %zu candidates by %s:\n rank  item  category", static_cast<long long>(user),
+              candidates, model.output_name(0).c_str());
+  for (std::size_t o = 0; o < model.num_outputs(); ++o) std::printf("  %10s", model.output_name(o).c_str());
   std::printf("\n");
+  const std::size_t n_ids = ids.size() / candidates;
+  std::size_t item_col = 0, cat = 0, k = 0;
+  for (const mtlite::Feature& f : spec.features) {
+    if (f.kind != mtlite::FeatureKind::categorical) continue;
+    if (f.name == "item_id") item_col = k;
+    if (f.name == "item_category") cat = k;
+    ++k;
+  }
   for (std::size_t r = 0; r < std::min<std::size_t>(10, candidates); ++r) {
     const std::size_t i = order[r];
-    std::printf("%4zu  %4zu  %7.4f", r + 1, i, value[i]);
-    for (std::size_t t = 0; t < model.num_outputs(); ++t) std::printf("  %8.4f", session.score(t, i));
+    std::printf("%5zu  %4lld  %8lld", r + 1, static_cast<long long>(ids[i * n_ids + item_col]),
+                static_cast<long long>(ids[i * n_ids + cat]));
+    for (std::size_t o = 0; o < model.num_outputs(); ++o) std::printf("  %10.5f", session.score(o, i));
     std::printf("\n");
   }
 
   // 5. Time it: the median of 200 calls after warm-up, one thread.
   std::vector<double> us;
   for (int i = 0; i < 220; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const auto t0 = Clock::now();
     (void)session.predict(batch);
-    const auto t1 = std::chrono::steady_clock::now();
-    if (i >= 20) us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+    const auto t1 = Clock::now();
+    if (i >= 20) us.push_back(microseconds(t0, t1));
   }
-  std::nth_element(us.begin(), us.begin() + us.size() / 2, us.end());
+  std::nth_element(us.begin(), us.begin() + static_cast<std::ptrdiff_t>(us.size() / 2), us.end());
   const double median = us[us.size() / 2];
-  std::printf("\n%zu candidates: %.1f us per batch, %.2f us per candidate (median of %zu calls)\n",
+  std::printf("\n%zu candidates: %.1f us per batch, %.2f us per candidate (median of %zu calls, one thread)\n",
               candidates, median, median / static_cast<double>(candidates), us.size());
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <mtlite/spec.hpp>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -60,6 +61,21 @@ struct Args {
   long long integer(const std::string& name, long long fallback, long long lo, long long hi) const {
     if (!has(name)) return fallback;
     return parse_integer(get(name), "--" + name, lo, hi);
+  }
+
+  // A finite number in [lo, hi].
+  double real(const std::string& name, double fallback, double lo, double hi) const {
+    if (!has(name)) return fallback;
+    const std::string text = get(name);
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(v) || v < lo || v > hi) {
+      char range[64];
+      std::snprintf(range, sizeof range, "[%g, %g]", lo, hi);
+      throw mtlite::Error("--" + name + ": '" + text + "' is not a number in " + range);
+    }
+    return v;
   }
 
   static long long parse_integer(const std::string& text, const std::string& what, long long lo,

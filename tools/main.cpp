@@ -17,6 +17,9 @@ struct Command {
 };
 
 const Command kCommands[] = {
+    {"train", cmd_train, "train a multi-task model on CSV data; writes a float model file (a checkpoint)"},
+    {"eval", cmd_eval, "a model's quality on labelled CSV rows: AUC, log loss, RMSE, gAUC, NDCG@10"},
+    {"predict", cmd_predict, "score CSV rows with a model; writes one CSV line of scores per row"},
     {"convert", cmd_convert, "float weights -> a deployable model file: f32, f16 or int8, with a self-test"},
     {"inspect", cmd_inspect, "what a model file holds: architecture, tasks, features, tensors, bytes"},
     {"bench", cmd_bench, "time a model: microseconds per batch and per example"},

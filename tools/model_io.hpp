@@ -7,6 +7,7 @@
 #include <mtlite/metrics.hpp>
 #include <mtlite/mtlite.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -124,6 +125,93 @@ inline TaskColumn task_column(const mtlite::data::Dataset& data, std::size_t tas
     c.mask[r] = data.mask[r * data.num_tasks + task];
   }
   return c;
+}
+
+// The labels of one output: a task's own column, or for pCTCVR (ESMM) click AND conversion,
+// known where the click is known and either the click is 0 or the conversion is known.
+inline TaskColumn output_column(const mtlite::Spec& spec, const mtlite::data::Dataset& data, std::size_t output) {
+  const int task = spec.output_task(output);
+  if (task >= 0) return task_column(data, static_cast<std::size_t>(task));
+  const TaskColumn ctr = task_column(data, static_cast<std::size_t>(spec.task_index(spec.esmm->ctr)));
+  const TaskColumn cvr = task_column(data, static_cast<std::size_t>(spec.task_index(spec.esmm->cvr)));
+  TaskColumn c;
+  c.labels.resize(data.rows);
+  c.mask.resize(data.rows);
+  for (std::size_t r = 0; r < data.rows; ++r) {
+    const bool clicked = ctr.labels[r] > 0.5f;
+    c.mask[r] = ctr.mask[r] && (!clicked || cvr.mask[r]);
+    c.labels[r] = c.mask[r] && clicked && cvr.labels[r] > 0.5f ? 1.0f : 0.0f;
+  }
+  return c;
+}
+
+// One output's quality on labelled rows: AUC and log loss (binary) or RMSE (regression), and
+// with a group column gAUC and NDCG@10. NaN where undefined (no positive, say).
+struct OutputMetrics {
+  std::string output;
+  bool binary = true;
+  std::size_t labelled = 0;
+  double auc = NAN, log_loss = NAN, rmse = NAN, gauc = NAN, ndcg10 = NAN;
+
+  // The number early stopping and comparisons use, and whether larger is better.
+  double primary() const { return binary ? auc : rmse; }
+  mtlite::Json to_json() const {
+    mtlite::Json j = mtlite::Json::object().set("labelled", static_cast<double>(labelled));
+    auto put = [&](const char* key, double v) {
+      if (!std::isnan(v)) j.set(key, v);
+    };
+    put("auc", auc);
+    put("log_loss", log_loss);
+    put("rmse", rmse);
+    put("gauc", gauc);
+    put("ndcg@10", ndcg10);
+    return j;
+  }
+  // "auc 0.9512  logloss 0.1234" and so on.
+  std::string text() const {
+    std::string s;
+    char buf[48];
+    auto put = [&](const char* key, double v) {
+      if (std::isnan(v)) return;
+      std::snprintf(buf, sizeof buf, "%s%s %.4f", s.empty() ? "" : "  ", key, v);
+      s += buf;
+    };
+    put("auc", auc);
+    put("logloss", log_loss);
+    put("rmse", rmse);
+    put("gauc", gauc);
+    put("ndcg@10", ndcg10);
+    return s.empty() ? "no labelled rows" : s;
+  }
+};
+
+// Metrics of every output of `spec` from scores[output][row] on `data`; `grouped` when the data
+// has a group column.
+inline std::vector<OutputMetrics> evaluate(const mtlite::Spec& spec, const std::vector<std::vector<float>>& scores,
+                                           const mtlite::data::Dataset& data, bool grouped) {
+  std::vector<OutputMetrics> out;
+  for (std::size_t o = 0; o < spec.num_outputs(); ++o) {
+    OutputMetrics m;
+    m.output = spec.output_name(o);
+    const int task = spec.output_task(o);
+    m.binary = task < 0 || spec.tasks[static_cast<std::size_t>(task)].kind == mtlite::TaskKind::binary;
+    const TaskColumn c = output_column(spec, data, o);
+    for (std::size_t r = 0; r < data.rows; ++r) m.labelled += c.mask[r] != 0;
+    if (m.labelled > 0) {
+      if (m.binary) {
+        m.auc = mtlite::auc(scores[o], c.labels, data.weights, c.mask);
+        m.log_loss = mtlite::log_loss(scores[o], c.labels, data.weights, c.mask);
+        if (grouped) {
+          m.gauc = mtlite::gauc(scores[o], c.labels, data.groups, data.weights, c.mask).value;
+          m.ndcg10 = mtlite::ndcg_at(10, scores[o], c.labels, data.groups, c.mask).value;
+        }
+      } else {
+        m.rmse = mtlite::rmse(scores[o], c.labels, data.weights, c.mask);
+      }
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 }  // namespace cli

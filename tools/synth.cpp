@@ -16,6 +16,8 @@
 
 #include "cli.hpp"
 #include "commands.hpp"
+#include "output.hpp"
+#include "progress.hpp"
 #include "synth.hpp"
 
 namespace {
@@ -49,139 +51,14 @@ const char* kUsage =
     "               The first n rows never depend on --rows.\n"
     "  --json       print one JSON summary object instead of text\n";
 
-double parse_real(const cli::Args& args, const std::string& name, double fallback, double lo, double hi) {
-  if (!args.has(name)) return fallback;
-  const std::string text = args.get(name);
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(v) || v < lo || v > hi) {
-    char range[64];
-    std::snprintf(range, sizeof range, "[%g, %g]", lo, hi);
-    throw mtlite::Error("--" + name + ": '" + text + "' is not a number in " + range);
-  }
-  return v;
-}
-
-// The output file, written under a temporary name in the same directory and renamed over FILE
-// only by commit(): a reader never sees half a file, and a failed run leaves FILE as it was.
-class AtomicOutput final : public synth::Sink {
+// synth's generators write through a Sink; the file behind it is written atomically.
+class FileSink final : public synth::Sink {
  public:
-  explicit AtomicOutput(const std::string& path) : path_(path) {
-    gzip_ = path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
-    tmp_ = path + ".tmp-XXXXXX";
-    fd_ = ::mkstemp(tmp_.data());
-    if (fd_ < 0) throw mtlite::Error("cannot create a temporary file for '" + path + "': " + std::strerror(errno));
-    // mkstemp makes 0600; give the file the permissions a plain create would.
-    const mode_t mask = ::umask(0);
-    ::umask(mask);
-    (void)::fchmod(fd_, 0666 & ~mask);
-    if (gzip_) {
-      gz_ = ::gzdopen(fd_, "wb1");  // level 1: 4x faster than 6, output ~25% larger
-      if (!gz_) {
-        ::close(fd_);
-        ::unlink(tmp_.c_str());
-        fail("gzdopen failed");
-      }
-      ::gzbuffer(gz_, 1 << 18);
-    }
-  }
-  AtomicOutput(const AtomicOutput&) = delete;
-  AtomicOutput& operator=(const AtomicOutput&) = delete;
-  ~AtomicOutput() override {
-    if (committed_) return;
-    if (gz_) ::gzclose(gz_);
-    else if (fd_ >= 0) ::close(fd_);
-    ::unlink(tmp_.c_str());
-  }
-
-  void write(const char* data, std::size_t size) override {
-    while (size > 0) {
-      if (gz_) {
-        const unsigned chunk = static_cast<unsigned>(std::min<std::size_t>(size, 1u << 30));
-        const int n = ::gzwrite(gz_, data, chunk);
-        if (n <= 0) {
-          int code = 0;
-          const char* msg = ::gzerror(gz_, &code);
-          fail(code == Z_ERRNO ? std::strerror(errno) : msg);
-        }
-        data += n;
-        size -= static_cast<std::size_t>(n);
-      } else {
-        const ssize_t n = ::write(fd_, data, size);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          fail(std::strerror(errno));
-        }
-        data += n;
-        size -= static_cast<std::size_t>(n);
-      }
-    }
-  }
-
-  void commit() {
-    if (gz_) {
-      gzFile gz = gz_;
-      gz_ = nullptr;
-      if (::gzflush(gz, Z_FINISH) != Z_OK) {
-        ::gzclose(gz);
-        fd_ = -1;
-        fail("gzip flush failed");
-      }
-      const int rc = ::gzclose(gz);  // closes fd_
-      fd_ = -1;
-      if (rc != Z_OK) fail("gzclose failed");
-    } else {
-      const int rc = ::close(fd_);
-      fd_ = -1;
-      if (rc != 0) fail(std::strerror(errno));
-    }
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail(std::strerror(errno));
-    committed_ = true;
-  }
-
-  bool gzip() const noexcept { return gzip_; }
+  explicit FileSink(cli::AtomicOutput& out) : out_(out) {}
+  void write(const char* data, std::size_t size) override { out_.write(data, size); }
 
  private:
-  [[noreturn]] void fail(const std::string& why) {
-    throw mtlite::Error("cannot write '" + path_ + "': " + why);
-  }
-
-  std::string path_, tmp_;
-  int fd_ = -1;
-  gzFile gz_ = nullptr;
-  bool gzip_ = false;
-  bool committed_ = false;
-};
-
-// "\rmtlite synth funnel: 42% (420000 of 1000000 rows)" on a terminal, a few times a second.
-class ProgressLine {
- public:
-  ProgressLine(const char* generator, std::uint64_t rows)
-      : generator_(generator), rows_(rows), enabled_(rows >= 200000 && ::isatty(STDERR_FILENO)) {}
-  ~ProgressLine() {
-    if (shown_) std::fprintf(stderr, "\r%60s\r", "");
-  }
-  synth::Progress callback() {
-    if (!enabled_) return {};
-    return [this](std::uint64_t done) {
-      const auto now = std::chrono::steady_clock::now();
-      if (shown_ && now - last_ < std::chrono::milliseconds(200) && done < rows_) return;
-      last_ = now;
-      shown_ = true;
-      std::fprintf(stderr, "\rmtlite synth %s: %3.0f%% (%llu of %llu rows)", generator_,
-                   100.0 * static_cast<double>(done) / static_cast<double>(rows_),
-                   static_cast<unsigned long long>(done), static_cast<unsigned long long>(rows_));
-      std::fflush(stderr);
-    };
-  }
-
- private:
-  const char* generator_;
-  std::uint64_t rows_;
-  bool enabled_;
-  bool shown_ = false;
-  std::chrono::steady_clock::time_point last_{};
+  cli::AtomicOutput& out_;
 };
 
 const char* const kRateName[3] = {"click", "cart", "purchase"};
@@ -191,18 +68,19 @@ int run_mmoe(const cli::Args& args, const std::string& out) {
     if (args.has(o)) throw mtlite::Error(std::string("--") + o + " is a funnel option");
   if (!args.has("correlation")) throw mtlite::Error("mmoe needs --correlation P");
   synth::MmoeOptions o;
-  o.correlation = parse_real(args, "correlation", 0.0, -1.0, 1.0);
+  o.correlation = args.real("correlation", 0.0, -1.0, 1.0);
   o.rows = static_cast<std::uint64_t>(args.integer("rows", 0, 0, 1000000000000LL));
   o.dim = static_cast<std::uint32_t>(args.integer("dim", 100, 2, synth::kMmoeMaxDim));
   o.seed = static_cast<std::uint64_t>(args.integer("seed", 1, 0, 0x7fffffffffffffffLL));
-  o.noise = parse_real(args, "noise", 0.01, 0.0, 1e6);
+  o.noise = args.real("noise", 0.01, 0.0, 1e6);
 
   const auto t0 = std::chrono::steady_clock::now();
   synth::MmoeSummary s;
   {
-    AtomicOutput file(out);
-    ProgressLine progress("mmoe", o.rows);
-    s = synth::generate_mmoe(o, file, progress.callback());
+    cli::AtomicOutput file(out);
+    FileSink sink(file);
+    cli::ProgressBar progress("mtlite synth mmoe", o.rows, "rows", o.rows >= 200000);
+    s = synth::generate_mmoe(o, sink, [&](std::uint64_t done) { progress.update(done); });
     file.commit();
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -250,17 +128,18 @@ int run_funnel(const cli::Args& args, const std::string& out) {
   o.seed = static_cast<std::uint64_t>(args.integer("seed", 1, 0, 0x7fffffffffffffffLL));
   o.users = static_cast<std::uint32_t>(args.integer("users", 10000, 1, synth::funnel::kMaxUsers));
   o.items = static_cast<std::uint32_t>(args.integer("items", 2000, 1, synth::funnel::kMaxItems));
-  o.click_rate = parse_real(args, "click-rate", 0.10, 0.0, 1.0);
-  o.cart_rate = parse_real(args, "cart-rate", 0.03, 0.0, 1.0);
-  o.purchase_rate = parse_real(args, "purchase-rate", 0.01, 0.0, 1.0);
+  o.click_rate = args.real("click-rate", 0.10, 0.0, 1.0);
+  o.cart_rate = args.real("cart-rate", 0.03, 0.0, 1.0);
+  o.purchase_rate = args.real("purchase-rate", 0.01, 0.0, 1.0);
   synth::check_funnel_options(o);  // before creating the output file
 
   const auto t0 = std::chrono::steady_clock::now();
   synth::FunnelSummary s;
   {
-    AtomicOutput file(out);
-    ProgressLine progress("funnel", o.rows);
-    s = synth::generate_funnel(o, file, progress.callback());
+    cli::AtomicOutput file(out);
+    FileSink sink(file);
+    cli::ProgressBar progress("mtlite synth funnel", o.rows, "rows", o.rows >= 200000);
+    s = synth::generate_funnel(o, sink, [&](std::uint64_t done) { progress.update(done); });
     file.commit();
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
