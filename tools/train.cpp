@@ -270,6 +270,8 @@ Checkpoint read_checkpoint(const std::string& path) {
     if (t.name.rfind("train.current.", 0) == 0) c.current[t.name.substr(14)] = std::move(x);
     else c.state[t.name] = std::move(x);
   }
+  if (c.state.find("train.step") == c.state.end())
+    throw mtlite::Error("--resume: '" + path + "' is not a checkpoint of mtlite train (no training state: a converted model keeps none)");
   c.best = mtlite::float_weights(c.spec, tensors);
   if (c.current.empty()) c.current = c.best;
   return c;

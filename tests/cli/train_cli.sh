@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# mtlite train, eval, predict and convert end to end, on a small synthetic funnel:
+#   tests/cli/train_cli.sh build/tools/mtlite
+# Checks: a resumed run equals an uninterrupted one (same predictions, bit for bit); the same
+# seed and threads give the same model, another seed another; checkpoints and converted models
+# both evaluate and predict; --resume refuses changed options; malformed rows stop the read with
+# file:line (or are skipped and counted); a failed run leaves the previous output untouched;
+# the loss falls and the main task learns something.
+set -euo pipefail
+mtlite=$(realpath "$1")
+config=$(realpath "$(dirname "$0")/../../examples/funnel/model.json")
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+cd "$dir"
+fails=0
+check() {  # description, command...
+  local what=$1; shift
+  if "$@" > out.log 2>&1; then echo "ok   $what"; else echo "FAIL $what"; sed 's/^/     /' out.log; fails=$((fails + 1)); fi
+}
+fails_with() {  # description, expected message, command...
+  local what=$1 msg=$2; shift 2
+  if "$@" > out.log 2>&1; then echo "FAIL $what: succeeded"; fails=$((fails + 1));
+  elif grep -qF -- "$msg" out.log; then echo "ok   $what"; else echo "FAIL $what: no '$msg' in"; sed 's/^/     /' out.log; fails=$((fails + 1)); fi
+}
+
+"$mtlite" synth funnel --rows 30000 --seed 5 --users 500 --items 200 --out all.csv > /dev/null
+head -1 all.csv > train.csv; head -1 all.csv > valid.csv
+awk 'NR > 1 { print >> (NR % 5 == 0 ? "valid.csv" : "train.csv") }' all.csv
+train() { "$mtlite" train --config "$config" --train train.csv --valid valid.csv --batch-size 128 --patience 0 "$@"; }
+
+check "train 3 epochs, 2 threads" train --out full.mtl --epochs 3 --threads 2 --seed 7 --json
+cp out.log full.json
+check "train 1 epoch, then resume to 3" bash -c "$(declare -f train); mtlite='$mtlite' config='$config'; train --out part.mtl --epochs 1 --threads 2 --seed 7 && \"$mtlite\" train --resume part.mtl --train train.csv --valid valid.csv --epochs 3 --threads 2"
+check "predict with both" bash -c "'$mtlite' predict full.mtl --data valid.csv --out full.csv && '$mtlite' predict part.mtl --data valid.csv --out part.csv"
+check "resumed run == uninterrupted run (predictions identical)" cmp full.csv part.csv
+check "train again with the same seed" train --out again.mtl --epochs 3 --threads 2 --seed 7
+"$mtlite" predict again.mtl --data valid.csv --out again.csv > /dev/null
+check "same seed and threads -> same model" cmp full.csv again.csv
+check "train with another seed" train --out other.mtl --epochs 1 --threads 2 --seed 8
+"$mtlite" predict other.mtl --data valid.csv --out other.csv > /dev/null
+check "another seed -> another model" bash -c "! cmp -s full.csv other.csv"
+check "the loss falls over the epochs" awk 'BEGIN { RS = "\"train_loss\":" } NR > 1 { split($0, a, ","); l[NR - 1] = a[1] } END { exit !(l[3] < l[1]) }' full.json
+check "eval of the checkpoint (purchase AUC > 0.6)" bash -c "'$mtlite' eval full.mtl --data valid.csv --json > eval.json && grep -o '\"purchase\":{[^}]*' eval.json | awk -F'\"auc\":' '{ split(\$2, a, \",\"); exit !(a[1] > 0.6) }'"
+check "convert the checkpoint to int8 without auxiliary heads" "$mtlite" convert full.mtl --out int8.mtl --dtype int8 --drop-aux --calib valid.csv
+check "eval of the converted model" bash -c "'$mtlite' eval int8.mtl --data valid.csv | grep -q 'purchase'"
+check "predict with the converted model: header and rows" bash -c "'$mtlite' predict int8.mtl --data valid.csv --out int8.csv && head -1 int8.csv | grep -qx 'group,purchase' && [ \$(wc -l < int8.csv) -eq \$(wc -l < valid.csv) ]"
+check "gate diagnostics and affinity are printed" bash -c "$(declare -f train); mtlite='$mtlite' config='$config'; train --out aff.mtl --epochs 1 --affinity --affinity-every 20 | grep -q 'best grouping' && train --out aff.mtl --epochs 1 | grep -q 'gates on the validation rows'"
+
+fails_with "--resume refuses a changed learning rate" "--lr cannot change on --resume" \
+  "$mtlite" train --resume part.mtl --train train.csv --lr 0.5
+fails_with "--resume of a converted model" "not a checkpoint of mtlite train" \
+  "$mtlite" train --resume int8.mtl --train train.csv
+{ sed -n 1,3p train.csv; echo "1,2,3"; sed -n 4,103p train.csv; } > bad.csv
+fails_with "a malformed row stops training with file:line" "bad.csv:4: expected 17 fields, got 3" train --train bad.csv --out bad.mtl --epochs 1
+check "--skip-bad-rows skips it and says so" bash -c "$(declare -f train); mtlite='$mtlite' config='$config'; train --train bad.csv --out bad.mtl --epochs 1 --skip-bad-rows | grep -q '1 malformed rows skipped'"
+cp full.mtl keep.mtl
+fails_with "a failed run (missing validation file)" "nothing.csv" train --out full.mtl --valid nothing.csv --epochs 1
+check "... leaves the previous file untouched" cmp full.mtl keep.mtl
+check "... and no temporary file behind" bash -c "! ls | grep -q tmp"
+fails_with "unknown training key in model.json" "training.learning_rate: unknown key" \
+  bash -c "sed 's/\"training\": {/\"training\": {\"learning_rate\": 1, /' '$config' > cfg.json && '$mtlite' train --config cfg.json --train train.csv --out x.mtl"
+
+echo "$fails failed"
+[ "$fails" -eq 0 ]
