@@ -10,7 +10,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -312,10 +315,19 @@ Json gate_json(const tr::GateReport& r) {
   return Json::object().set("gates", std::move(gates)).set("dead_experts", std::move(dead));
 }
 
-void print_gates(const tr::GateReport& r) {
+// "gate1" -> "gate1 (never_married)": MMoE's gate k and PLE's "<level>.task<k>.gate" serve task k.
+std::string gate_label(const mtlite::Spec& spec, const std::string& gate) {
+  std::size_t at = gate.rfind("task");
+  at = at == std::string::npos ? (gate.rfind("gate", 0) == 0 ? 4 : std::string::npos) : at + 4;
+  if (at == std::string::npos || at >= gate.size() || !std::isdigit(static_cast<unsigned char>(gate[at]))) return gate;
+  const std::size_t k = std::strtoul(gate.c_str() + at, nullptr, 10);
+  return k < spec.tasks.size() ? gate + " (" + spec.tasks[k].name + ")" : gate;
+}
+
+void print_gates(const mtlite::Spec& spec, const tr::GateReport& r) {
   std::printf("\ngates on the validation rows (mean weight per expert; entropy in nats, max ln E):\n");
   for (const tr::GateStats& g : r.gates) {
-    std::printf("  %-18s", g.gate.c_str());
+    std::printf("  %-24s", gate_label(spec, g.gate).c_str());
     for (std::size_t e = 0; e < g.experts.size(); ++e) std::printf(" %s %.2f", g.experts[e].c_str(), g.mean_weight[e]);
     std::printf("  | entropy %.2f, usage %.2f of %.2f\n", g.mean_entropy, g.usage_entropy,
                 std::log(static_cast<double>(g.experts.size())));
@@ -555,7 +567,7 @@ int cmd_train(int argc, char** argv) {
     if (gated) {
       const tr::GateReport report = trainer.gate_report(valid->batch(0, valid->rows, bags));
       out.set("gates", gate_json(report));
-      if (!json) print_gates(report);
+      if (!json) print_gates(spec, report);
     }
   }
   if (config.options.affinity_every) {
