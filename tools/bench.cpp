@@ -1,5 +1,7 @@
-// mtlite bench --reference [--batch 1,16,256] [--calls N] [--json]
-// Times predict on one thread: the median of N calls after warm-up, per batch size.
+// mtlite bench MODEL | --reference [--dtype f32|f16|int8] [--batch 1,16,256] [--calls N] [--json]
+// Times predict on one thread: the median of N calls after warm-up, per batch size, on seeded
+// random inputs that fit the model's features (RandomInputs).
+#include <mtlite/convert.hpp>
 #include <mtlite/format/json.hpp>
 #include <mtlite/mtlite.hpp>
 #include <mtlite/random_inputs.hpp>
@@ -7,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "cli.hpp"
@@ -15,9 +18,14 @@
 namespace {
 
 const char* kUsage =
-    "usage: mtlite bench --reference [--batch 1,16,256] [--calls 200] [--json]\n"
+    "usage: mtlite bench MODEL [--batch 1,16,256] [--calls 200] [--json]\n"
+    "       mtlite bench --reference [--dtype f32|f16|int8] [--batch 1,16,256] [--calls 200] [--json]\n"
+    "  MODEL        a .mtl model file (any dtype, e.g. the output of mtlite convert --dtype int8),\n"
+    "               loaded as an app loads it (memory-mapped)\n"
     "  --reference  the standard benchmark model of PERFORMANCE.md (MMoE, 8 experts, 3 tasks,\n"
     "               820,635 parameters, seeded random weights)\n"
+    "  --dtype      with --reference: its dense layers as converted by mtlite convert --dtype\n"
+    "               (int8 keeps gates and tower heads in f16, as convert does); default f32\n"
     "  --batch      batch sizes to time (rows per predict call)\n"
     "  --calls      timed calls per batch size (after 10% warm-up calls); the median is reported\n"
     "  --json       print one JSON object instead of a table\n";
@@ -45,42 +53,87 @@ Timing time_batch(const mtlite::Model& model, std::size_t batch, std::size_t cal
   return {batch, us[us.size() / 2]};
 }
 
+// The dense layers' weight types: "f32", or e.g. "i8 (f16: 4 of 16 layers)" for a mix.
+std::string dense_types(const mtlite::Model& model) {
+  std::size_t count[3] = {0, 0, 0}, bytes[3] = {0, 0, 0};
+  for (const mtlite::internal::PackedLayer& L : model.plan().layers) {
+    const auto t = static_cast<std::size_t>(L.type);
+    ++count[t];
+    bytes[t] += mtlite::kernels::panel_count(L.n) * mtlite::kernels::panel_bytes(L.type, L.k);
+  }
+  const char* names[3] = {"f32", "f16", "i8"};
+  const std::size_t layers = count[0] + count[1] + count[2];
+  if (layers == 0) return "none";
+  std::size_t main = 0;
+  for (std::size_t t = 1; t < 3; ++t)
+    if (bytes[t] > bytes[main]) main = t;
+  std::string out = names[main];
+  std::string others;
+  for (std::size_t t = 0; t < 3; ++t)
+    if (t != main && count[t])
+      others += (others.empty() ? "" : ", ") + std::string(names[t]) + ": " + std::to_string(count[t]);
+  if (!others.empty()) out += " (" + others + " of " + std::to_string(layers) + " layers)";
+  return out;
+}
+
+mtlite::Model reference_model(const std::string& dtype) {
+  const mtlite::Spec spec = mtlite::reference_spec();
+  const mtlite::Weights weights = mtlite::random_weights(spec, 42, 0.1f);
+  if (dtype == "f32") return mtlite::Model(spec, weights);
+  mtlite::ConvertOptions options;
+  if (dtype == "f16")
+    options.dense = mtlite::kernels::WeightType::f16;
+  else if (dtype == "int8" || dtype == "i8")
+    options.dense = mtlite::kernels::WeightType::i8;
+  else
+    throw mtlite::Error("--dtype: '" + dtype + "' is not one of f32, f16, int8");
+  const mtlite::Converted c = mtlite::convert(spec, weights, options);
+  return mtlite::Model(c.spec, mtlite::tensor_refs(c.tensors));
+}
+
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
-  const cli::Args args(argc, argv, {"reference", "json", "help"}, {"batch", "calls"});
+  const cli::Args args(argc, argv, {"reference", "json", "help"}, {"batch", "calls", "dtype"});
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  if (!args.has("reference") || !args.positional.empty()) {
+  const bool reference = args.has("reference");
+  if (reference ? !args.positional.empty() : args.positional.size() != 1 || args.has("dtype")) {
     std::fputs(kUsage, stderr);
     return 2;
   }
   const std::vector<long long> batches = cli::integer_list(args.get("batch", "1,16,256"), "--batch", 1, 1 << 20);
   const auto calls = static_cast<std::size_t>(args.integer("calls", 200, 1, 1000000));
 
-  const mtlite::Spec spec = mtlite::reference_spec();
-  const mtlite::Model model(spec, mtlite::random_weights(spec, 42, 0.1f));
-  const double flops = mtlite::reference_flops_per_example();
+  const std::string name = reference ? "reference" : args.positional[0];
+  const mtlite::Model model = reference ? reference_model(args.get("dtype", "f32")) : mtlite::Model::load(name);
+  const std::string dtype = dense_types(model);
 
   std::vector<Timing> results;
   for (long long b : batches) results.push_back(time_batch(model, static_cast<std::size_t>(b), calls));
 
+  // GFLOP/s only where the work per example is known: the reference model's (f32-equivalent,
+  // the same count whatever the dtype, so the rates compare as speeds).
+  const double flops = reference ? mtlite::reference_flops_per_example() : 0.0;
   if (args.has("json")) {
     mtlite::Json rows = mtlite::Json::array();
     for (const Timing& t : results) {
       const double per_example = t.us_per_batch / static_cast<double>(t.batch);
-      rows.push(mtlite::Json::object()
-                    .set("batch", t.batch)
-                    .set("us_per_batch", t.us_per_batch)
-                    .set("us_per_example", per_example)
-                    .set("gflops", flops / per_example * 1e-3));
+      mtlite::Json row = mtlite::Json::object()
+                             .set("batch", t.batch)
+                             .set("us_per_batch", t.us_per_batch)
+                             .set("us_per_example", per_example);
+      if (flops > 0.0) row.set("gflops", flops / per_example * 1e-3);
+      rows.push(std::move(row));
     }
     const mtlite::Json out = mtlite::Json::object()
-                                 .set("model", "reference")
-                                 .set("dtype", "f32")
+                                 .set("model", name)
+                                 .set("architecture", mtlite::to_string(model.spec().architecture))
+                                 .set("dtype", dtype)
                                  .set("parameters", model.parameter_count())
+                                 .set("weight_bytes", model.weight_bytes())
                                  .set("kernels", mtlite::kernels::backend_name())
                                  .set("threads", 1)
                                  .set("calls", calls)
@@ -89,14 +142,26 @@ int cmd_bench(int argc, char** argv) {
     std::printf("%s\n", out.dump().c_str());
     return 0;
   }
-  std::printf("reference model: MMoE, 8 experts, 3 tasks, %llu parameters, f32, kernels %s, 1 thread\n",
-              static_cast<unsigned long long>(model.parameter_count()), mtlite::kernels::backend_name());
+  if (reference)
+    std::printf("reference model: MMoE, 8 experts, 3 tasks, %llu parameters, %s, kernels %s, 1 thread\n",
+                static_cast<unsigned long long>(model.parameter_count()), dtype.c_str(),
+                mtlite::kernels::backend_name());
+  else
+    std::printf("%s: %s model, %zu outputs, %llu parameters, %s, kernels %s, 1 thread\n", name.c_str(),
+                mtlite::to_string(model.spec().architecture), model.num_outputs(),
+                static_cast<unsigned long long>(model.parameter_count()), dtype.c_str(),
+                mtlite::kernels::backend_name());
   std::printf("median of %zu calls\n\n", calls);
-  std::printf("%8s %14s %16s %10s\n", "batch", "us/batch", "us/example", "GFLOP/s");
+  if (flops > 0.0)
+    std::printf("%8s %14s %16s %10s\n", "batch", "us/batch", "us/example", "GFLOP/s");
+  else
+    std::printf("%8s %14s %16s\n", "batch", "us/batch", "us/example");
   for (const Timing& t : results) {
     const double per_example = t.us_per_batch / static_cast<double>(t.batch);
-    std::printf("%8zu %14.1f %16.2f %10.1f\n", t.batch, t.us_per_batch, per_example,
-                flops / per_example * 1e-3);
+    if (flops > 0.0)
+      std::printf("%8zu %14.1f %16.2f %10.1f\n", t.batch, t.us_per_batch, per_example, flops / per_example * 1e-3);
+    else
+      std::printf("%8zu %14.1f %16.2f\n", t.batch, t.us_per_batch, per_example);
   }
   return 0;
 }

@@ -34,14 +34,10 @@ int cmd_eval(int argc, char** argv) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string path = args.positional[0];
   const mtlite::Model model = mtlite::Model::load(path);
-  const mtlite::data::DataBinding binding = cli::binding_of(model, path);
-  mtlite::data::ReadOptions read;
-  if (args.has("skip-bad-rows")) read.skip_bad_rows = true;
-  read.max_rows = static_cast<std::size_t>(args.integer("max-rows", 0, 0, 1LL << 40));
-  const mtlite::data::Dataset data = mtlite::data::load(args.get("data"), binding, model.spec(), read);
+  const mtlite::data::Dataset data = cli::load_rows(model, path, args.get("data"), cli::read_options(args));
   if (data.rows == 0) throw mtlite::Error("--data: '" + args.get("data") + "' has no rows");
   const std::vector<cli::OutputMetrics> metrics =
-      cli::evaluate(model.spec(), cli::score_dataset(model, data), data, binding.group.has_value());
+      cli::evaluate(model.spec(), cli::score_dataset(model, data), data, cli::binding_of(model, path).group.has_value());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   if (args.has("json")) {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "cli.hpp"
 #include "data/dataset.hpp"
 
 namespace cli {
@@ -92,6 +93,20 @@ inline mtlite::data::DataBinding binding_of(const mtlite::Model& model, const st
   const mtlite::Json* data = model.metadata().find("data");
   if (!data) throw mtlite::Error(what + " has no data binding (it was not trained with mtlite train or converted with --config); cannot read raw rows for it");
   return mtlite::data::DataBinding::from_json(*data);
+}
+
+// --skip-bad-rows and --max-rows, as train, eval and predict take them.
+inline mtlite::data::ReadOptions read_options(const Args& args) {
+  mtlite::data::ReadOptions read;
+  if (args.has("skip-bad-rows")) read.skip_bad_rows = true;
+  read.max_rows = static_cast<std::size_t>(args.integer("max-rows", 0, 0, 1LL << 40));
+  return read;
+}
+
+// The rows of a data file, read with the binding `model` (from `model_path`) carries.
+inline mtlite::data::Dataset load_rows(const mtlite::Model& model, const std::string& model_path,
+                                       const std::string& data_path, const mtlite::data::ReadOptions& read) {
+  return mtlite::data::load(data_path, binding_of(model, model_path), model.spec(), read);
 }
 
 // Every output's score for every row: scores[output][row].

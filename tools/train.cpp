@@ -401,9 +401,7 @@ int cmd_train(int argc, char** argv) {
   }
   const bool json = args.has("json");
   const std::string out_path = args.get("out", args.get("resume"));
-  mtlite::data::ReadOptions read;
-  if (args.has("skip-bad-rows")) read.skip_bad_rows = true;
-  read.max_rows = static_cast<std::size_t>(args.integer("max-rows", 0, 0, 1LL << 40));
+  const mtlite::data::ReadOptions read = cli::read_options(args);
 
   // The run: fresh from model.json, or continued from a checkpoint.
   const auto t_start = std::chrono::steady_clock::now();
