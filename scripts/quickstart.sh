@@ -31,7 +31,7 @@ rm "$out/funnel.csv"
 
 step "train: MMoE, purchase (main) + click, cart (auxiliary), MetaBalance, 2 threads"
 "$mtlite" train --config examples/funnel/model.json --train "$out/train.csv" --valid "$out/valid.csv" \
-  --out "$out/funnel.mtl" --balance metabalance --threads 2
+  --out "$out/funnel.mtl" --balance metabalance --threads 2 --plot "$out/training.svg"
 
 step "convert: int8 weights, auxiliary heads dropped"
 "$mtlite" convert "$out/funnel.mtl" --out "$out/funnel-int8.mtl" --dtype int8 --drop-aux --calib "$out/valid.csv"

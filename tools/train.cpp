@@ -22,6 +22,8 @@
 #include "cli.hpp"
 #include "commands.hpp"
 #include "model_io.hpp"
+#include "output.hpp"
+#include "plot.hpp"
 #include "progress.hpp"
 
 namespace {
@@ -57,6 +59,8 @@ const char* const kUsage =
     "  --max-rows N        read at most N rows of TRAIN (and of VALID)\n"
     "  --skip-bad-rows     skip malformed rows (and report how many) instead of stopping\n"
     "  --resume MODEL.mtl  continue the run that wrote MODEL.mtl (its options and data binding)\n"
+    "  --plot FILE.svg     draw the training loss and the validation metrics per epoch (rewritten\n"
+    "                      after every epoch)\n"
     "  --json              print one JSON object at the end instead of text\n";
 
 // What a run is: everything that decides its result, stored in the checkpoint for --resume.
@@ -294,6 +298,41 @@ std::size_t metric_output(const mtlite::Spec& spec, const std::string& name) {
   return 0;
 }
 
+// Training loss, and each output's validation AUC (or RMSE), per epoch, from the history.
+void write_plot(const std::string& path, const mtlite::Spec& spec, const Progress& progress) {
+  cli::Chart loss{"training loss (objective)", "epoch", {{"train", {}, {}}}, NAN, ""};
+  cli::Chart auc{"validation AUC", "epoch", {}, NAN, ""}, rmse{"validation RMSE", "epoch", {}, NAN, ""};
+  for (std::size_t o = 0; o < spec.num_outputs(); ++o) {
+    const int k = spec.output_task(o);
+    const bool binary = k < 0 || spec.tasks[static_cast<std::size_t>(k)].kind == mtlite::TaskKind::binary;
+    (binary ? auc : rmse).series.push_back({spec.output_name(o), {}, {}});
+  }
+  for (const Json& e : progress.history.elements()) {
+    const double epoch = e.at("epoch").as_number();
+    loss.series[0].x.push_back(epoch);
+    loss.series[0].y.push_back(e.at("train_loss").as_number());
+    for (cli::Chart* c : {&auc, &rmse}) {
+      for (cli::Series& se : c->series) {
+        const Json* m = e.at("valid").find(se.name);
+        const Json* v = m ? m->find(c == &auc ? "auc" : "rmse") : nullptr;
+        se.x.push_back(epoch);
+        se.y.push_back(v ? v->as_number() : NAN);
+      }
+    }
+  }
+  std::vector<cli::Chart> charts{loss};
+  for (cli::Chart* c : {&auc, &rmse})
+    if (!c->series.empty()) charts.push_back(*c);
+  for (cli::Chart& c : charts) {
+    if (progress.best_epoch == 0) continue;
+    c.marked_x = static_cast<double>(progress.best_epoch);
+    c.marked_label = "best";
+  }
+  cli::AtomicOutput out(path);
+  out.write(cli::svg(charts));
+  out.commit();
+}
+
 void print_metrics(const std::vector<cli::OutputMetrics>& ms) {
   for (const cli::OutputMetrics& m : ms) std::printf("    %-18s %s\n", m.output.c_str(), m.text().c_str());
 }
@@ -389,7 +428,7 @@ int cmd_train(int argc, char** argv) {
   const cli::Args args(argc, argv, {"affinity", "skip-bad-rows", "json", "help"},
                        {"config", "train", "valid", "out", "epochs", "batch-size", "optimizer", "lr", "l2",
                         "clip-norm", "balance", "mb-r", "mb-beta", "patience", "metric", "seed", "threads",
-                        "affinity-every", "max-rows", "resume"});
+                        "affinity-every", "max-rows", "resume", "plot"});
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -529,6 +568,7 @@ int cmd_train(int argc, char** argv) {
     rec.best = improved;
     progress.history.push(rec.to_json());
     write_checkpoint(out_path, spec, *binding, best, trainer, improved, config, progress);
+    if (args.has("plot")) write_plot(args.get("plot"), spec, progress);
 
     if (!json) {
       std::printf("epoch %zu/%zu  loss %.5f  %s rows/s  %.1f s%s\n", rec.epoch, config.epochs, rec.train_loss,

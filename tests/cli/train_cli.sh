@@ -28,8 +28,9 @@ head -1 all.csv > train.csv; head -1 all.csv > valid.csv
 awk 'NR > 1 { print >> (NR % 5 == 0 ? "valid.csv" : "train.csv") }' all.csv
 train() { "$mtlite" train --config "$config" --train train.csv --valid valid.csv --batch-size 128 --patience 0 "$@"; }
 
-check "train 3 epochs, 2 threads" train --out full.mtl --epochs 3 --threads 2 --seed 7 --json
+check "train 3 epochs, 2 threads" train --out full.mtl --epochs 3 --threads 2 --seed 7 --json --plot curves.svg
 cp out.log full.json
+check "the plot has the loss and every output's AUC" bash -c "grep -q '<svg' curves.svg && grep -q '</svg>' curves.svg && for s in 'training loss' 'validation AUC' '>purchase<' '>click<' '>cart<'; do grep -q \"\$s\" curves.svg || exit 1; done"
 check "train 1 epoch, then resume to 3" bash -c "$(declare -f train); mtlite='$mtlite' config='$config'; train --out part.mtl --epochs 1 --threads 2 --seed 7 && \"$mtlite\" train --resume part.mtl --train train.csv --valid valid.csv --epochs 3 --threads 2"
 check "predict with both" bash -c "'$mtlite' predict full.mtl --data valid.csv --out full.csv && '$mtlite' predict part.mtl --data valid.csv --out part.csv"
 check "resumed run == uninterrupted run (predictions identical)" cmp full.csv part.csv
