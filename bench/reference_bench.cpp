@@ -1,10 +1,21 @@
-// The reference model of PERFORMANCE.md at batch 1, 16 and 256, one thread: mtlite f32 and,
-// in the same run, the hand-written Eigen peer (when Eigen is installed). Compare the two
-// lines of one run; absolute times drift between runs on shared machines.
+// The reference model of PERFORMANCE.md at batch 1, 16 and 256, one thread: mtlite with f32,
+// f16 and int8 dense weights and, in the same run, the hand-written Eigen peer (when Eigen is
+// installed). The f16 and int8 models are the f32 model's weights through mtlite::convert with
+// the converter's defaults (int8: gates and tower heads kept in floating point), as
+// `mtlite convert --dtype f16|int8` writes them. Compare the lines of one run; absolute times
+// drift between runs on shared machines. After the usual output the console reporter prints a
+// table of the medians (microseconds per batch) and the speed-ups over f32 of the same run.
 #include <benchmark/benchmark.h>
 
+#include <mtlite/convert.hpp>
 #include <mtlite/mtlite.hpp>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
 #include <vector>
 
 #if MTLITE_BENCH_EIGEN
@@ -18,8 +29,25 @@ const mtlite::Weights& weights() {
   return w;
 }
 
-const mtlite::Model& model() {
+const mtlite::Model& model_f32() {
   static const mtlite::Model m(mtlite::reference_spec(), weights());
+  return m;
+}
+
+mtlite::Model converted_model(mtlite::kernels::WeightType dense) {
+  mtlite::ConvertOptions options;
+  options.dense = dense;
+  const mtlite::Converted c = mtlite::convert(mtlite::reference_spec(), weights(), options);
+  return mtlite::Model(c.spec, mtlite::tensor_refs(c.tensors));
+}
+
+const mtlite::Model& model_f16() {
+  static const mtlite::Model m = converted_model(mtlite::kernels::WeightType::f16);
+  return m;
+}
+
+const mtlite::Model& model_i8() {
+  static const mtlite::Model m = converted_model(mtlite::kernels::WeightType::i8);
   return m;
 }
 
@@ -36,15 +64,16 @@ void report(benchmark::State& state, std::size_t rows) {
   state.counters["per_example"] = benchmark::Counter(
       static_cast<double>(rows),
       benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  // f32-equivalent: the same count for every dtype, so the counters' ratios are speed ratios
   state.counters["GFLOPs"] = benchmark::Counter(
       mtlite::reference_flops_per_example() * static_cast<double>(rows) * 1e-9,
       benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void BM_reference_mtlite_f32(benchmark::State& state) {
+void run_mtlite(benchmark::State& state, const mtlite::Model& model) {
   const auto rows = static_cast<std::size_t>(state.range(0));
   const std::vector<float> x = inputs(rows);
-  mtlite::Session session(model(), rows);
+  mtlite::Session session(model, rows);
   mtlite::Batch batch;
   batch.rows = rows;
   batch.dense = x;
@@ -57,7 +86,13 @@ void BM_reference_mtlite_f32(benchmark::State& state) {
   if (!session.predict(batch)) state.SkipWithError("predict failed");
   report(state, rows);
 }
+
+void BM_reference_mtlite_f32(benchmark::State& state) { run_mtlite(state, model_f32()); }
+void BM_reference_mtlite_f16(benchmark::State& state) { run_mtlite(state, model_f16()); }
+void BM_reference_mtlite_i8(benchmark::State& state) { run_mtlite(state, model_i8()); }
 BENCHMARK(BM_reference_mtlite_f32)->Arg(1)->Arg(16)->Arg(256);
+BENCHMARK(BM_reference_mtlite_f16)->Arg(1)->Arg(16)->Arg(256);
+BENCHMARK(BM_reference_mtlite_i8)->Arg(1)->Arg(16)->Arg(256);
 
 #if MTLITE_BENCH_EIGEN
 void BM_reference_eigen_f32(benchmark::State& state) {
@@ -75,6 +110,110 @@ void BM_reference_eigen_f32(benchmark::State& state) {
 BENCHMARK(BM_reference_eigen_f32)->Arg(1)->Arg(16)->Arg(256);
 #endif
 
+// The console output, then a table of the medians of this run: per case and batch, the median
+// over repetitions (the "median" aggregate when there is one), and each case's speed-up over
+// mtlite f32 at the same batch (f32 time / case time: 3.0 = three times as fast).
+class TableReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& r : runs) {
+      if (r.error_occurred) continue;
+      const std::string name = r.run_name.function_name, arg = r.run_name.args;
+      const double us = r.GetAdjustedRealTime() * to_us(r.time_unit);
+      if (std::find(order_.begin(), order_.end(), name) == order_.end()) order_.push_back(name);
+      if (r.run_type == Run::RT_Aggregate) {
+        if (r.aggregate_name == "median") median_[{name, arg}] = us;
+      } else {
+        times_[{name, arg}].push_back(us);
+      }
+    }
+  }
+
+  void Finalize() override {
+    ConsoleReporter::Finalize();
+    std::map<Key, double> t = median_;
+    for (auto& [key, v] : times_)
+      if (!t.count(key)) {
+        std::sort(v.begin(), v.end());
+        t[key] = v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+      }
+    if (t.empty()) return;
+    std::map<std::string, std::map<std::string, double>> table;  // case -> batch -> us
+    std::vector<std::string> batches;
+    for (const auto& [key, us] : t) {
+      table[key.first][key.second] = us;
+      if (std::find(order_.begin(), order_.end(), key.first) == order_.end()) order_.push_back(key.first);
+      if (std::find(batches.begin(), batches.end(), key.second) == batches.end()) batches.push_back(key.second);
+    }
+    std::sort(batches.begin(), batches.end(), [](const std::string& a, const std::string& b) {
+      return std::strtoll(a.c_str(), nullptr, 10) < std::strtoll(b.c_str(), nullptr, 10);
+    });
+    std::FILE* out = stdout;
+    std::fflush(out);
+    GetOutputStream().flush();
+    std::fprintf(out, "\nmedian us per batch (speed-up over mtlite f32 of this run)\n%-26s", "case");
+    for (const std::string& b : batches) std::fprintf(out, " %20s", ("B=" + b).c_str());
+    std::fprintf(out, "\n");
+    const auto f32 = table.find("BM_reference_mtlite_f32");
+    for (const std::string& name : order_) {
+      const std::map<std::string, double>& row = table[name];
+      std::fprintf(out, "%-26s", name.c_str() + (name.rfind("BM_", 0) == 0 ? 3 : 0));
+      for (const std::string& b : batches) {
+        const auto it = row.find(b);
+        if (it == row.end()) {
+          std::fprintf(out, " %20s", "-");
+          continue;
+        }
+        char cell[64];
+        double ratio = 0.0;
+        if (f32 != table.end())
+          if (const auto jt = f32->second.find(b); jt != f32->second.end()) ratio = jt->second / it->second;
+        if (ratio > 0.0)
+          std::snprintf(cell, sizeof cell, "%.1f (%.2fx)", it->second, ratio);
+        else
+          std::snprintf(cell, sizeof cell, "%.1f", it->second);
+        std::fprintf(out, " %20s", cell);
+      }
+      std::fprintf(out, "\n");
+    }
+    std::fflush(out);
+  }
+
+ private:
+  using Key = std::pair<std::string, std::string>;
+  std::map<Key, std::vector<double>> times_;
+  std::map<Key, double> median_;
+  std::vector<std::string> order_;  // cases in the order they ran
+
+  static double to_us(benchmark::TimeUnit u) {
+    switch (u) {
+      case benchmark::kNanosecond: return 1e-3;
+      case benchmark::kMicrosecond: return 1.0;
+      case benchmark::kMillisecond: return 1e3;
+      case benchmark::kSecond: return 1e6;
+    }
+    return 1.0;
+  }
+};
+
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // The table goes with the console format only (the default); --benchmark_format=json or csv
+  // get the library's reporter unchanged.
+  bool console = true;
+  for (int i = 1; i < argc; ++i)
+    if (std::strncmp(argv[i], "--benchmark_format=", 19) == 0 && std::strcmp(argv[i] + 19, "console") != 0)
+      console = false;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  if (console) {
+    TableReporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+  } else {
+    benchmark::RunSpecifiedBenchmarks();
+  }
+  benchmark::Shutdown();
+  return 0;
+}

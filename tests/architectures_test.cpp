@@ -20,6 +20,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <mtlite/convert.hpp>
 #include <mtlite/mtlite.hpp>
 #include <random>
 #include <sstream>
@@ -570,9 +571,8 @@ bool same_bits(float a, float b) {
 }
 
 // A batch of N rows gives bit for bit the scores (and gate weights) of N one-row predictions.
-void check_batch_equals_rows(const Spec& spec, std::uint64_t seed) {
-  const Weights w = mtlite::random_weights(spec, seed, 0.1f);
-  const Model model(spec, w);
+void check_batch_equals_rows(const Model& model, std::uint64_t seed) {
+  const Spec& spec = model.spec();
   Session batched(model, 200, true);
   Session single(model, 200, true);
   Session tiny(model, 1, true);  // a session whose chunk is one row
@@ -601,6 +601,11 @@ void check_batch_equals_rows(const Spec& spec, std::uint64_t seed) {
     // And the scores span covers exactly the rows.
     CHECK(batched.scores(0).size() == n);
   }
+}
+
+void check_batch_equals_rows(const Spec& spec, std::uint64_t seed) {
+  const Weights w = mtlite::random_weights(spec, seed, 0.1f);
+  check_batch_equals_rows(Model(spec, w), seed);
 }
 
 }  // namespace
@@ -787,6 +792,17 @@ TEST_CASE("a batch of N rows equals N single-row predictions bit for bit") {
     check_batch_equals_rows(s, 23);
   }
   SUBCASE("the reference model") { check_batch_equals_rows(mtlite::reference_spec(), 24); }
+  SUBCASE("the reference model with f16 and int8 weights, as mtlite convert makes them") {
+    // The int8 kernels run one-row tiles for a batch of 1 and multi-row tiles otherwise.
+    const Spec s = mtlite::reference_spec();
+    for (const auto dense : {mtlite::kernels::WeightType::f16, mtlite::kernels::WeightType::i8}) {
+      CAPTURE(static_cast<int>(dense));
+      mtlite::ConvertOptions options;
+      options.dense = dense;
+      const mtlite::Converted c = mtlite::convert(s, mtlite::random_weights(s, 25, 0.1f), options);
+      check_batch_equals_rows(Model(c.spec, mtlite::tensor_refs(c.tensors)), 25);
+    }
+  }
 }
 
 // ---- the reference model --------------------------------------------------------------------

@@ -23,10 +23,13 @@
 #include <thread>
 #include <vector>
 
+#include "mtlite/convert.hpp"
 #include "mtlite/format/checksum.hpp"
 #include "mtlite/format/mapped_file.hpp"
 #include "mtlite/format/reader.hpp"
 #include "mtlite/format/writer.hpp"
+#include "mtlite/mtlite.hpp"
+#include "mtlite/random_inputs.hpp"
 
 using mtlite::Json;
 using namespace mtlite::format;
@@ -1018,6 +1021,166 @@ TEST_CASE("bad files: random damage never crashes (single-byte mutations, trunca
   }
   MESSAGE("random damage: " << parsed << " parsed, " << rejected << " rejected");
   CHECK(rejected > 2000);
+}
+
+// ================================================================================================
+// Model files: Model::load maps a .mtl file, validates it and runs it in place (model.hpp,
+// compile/binder.hpp).
+
+namespace {
+
+// An MMoE with an embedding table, 40 dense features and layers of more than 2048 weights (the
+// binder's finite check works in blocks of 2048 values).
+mtlite::Spec model_spec() {
+  mtlite::Spec s = mtlite::reference_spec();  // MMoE, 3 tasks, towers [64]; made smaller
+  s.features.resize(40);
+  s.features.insert(s.features.begin(), mtlite::Feature::categorical("item", 30, 8));
+  s.num_experts = 3;
+  s.expert = mtlite::mlp({64, 32});
+  return s;
+}
+
+// The spec's model as `mtlite convert --dtype <dense>` writes it, and the in-memory model of the
+// same tensors.
+struct ModelFile {
+  TempDir dir;
+  std::string path;
+  mtlite::Converted converted;
+  ModelFile(mtlite::kernels::WeightType dense, mtlite::format::DType embeddings = mtlite::format::DType::f32) {
+    const mtlite::Spec spec = model_spec();
+    mtlite::ConvertOptions options;
+    options.dense = dense;
+    options.embeddings = embeddings;
+    converted = mtlite::convert(spec, mtlite::random_weights(spec, 5, 0.2f), options);
+    path = dir.path + "/model.mtl";
+    mtlite::model_writer(converted.spec, converted.tensors).write(path);
+  }
+  mtlite::Model in_memory() const { return mtlite::Model(converted.spec, mtlite::tensor_refs(converted.tensors)); }
+};
+
+std::vector<std::vector<float>> scores_of(const mtlite::Model& m, std::size_t rows) {
+  const mtlite::RandomInputs in(m.spec(), rows, 11);
+  mtlite::Session session(m, rows);
+  REQUIRE(session.predict(in.batch()).ok());
+  std::vector<std::vector<float>> out;
+  for (std::size_t o = 0; o < m.num_outputs(); ++o)
+    out.emplace_back(session.scores(o).begin(), session.scores(o).end());
+  return out;
+}
+
+// The bytes Model::load copies for a file whose layers all run in place: the i8 column sums,
+// one int32 per padded output, each layer's block rounded up to 64 bytes.
+std::size_t colsum_bytes(const mtlite::Model& m) {
+  std::size_t n = 0;
+  for (const mtlite::internal::PackedLayer& L : m.plan().layers)
+    if (L.type == mtlite::kernels::WeightType::i8) n += (mtlite::kernels::round_to_panel(L.n) * 4 + 63) / 64 * 64;
+  return n;
+}
+
+std::string load_error(const std::string& path, const mtlite::LoadOptions& o = {}) {
+  try {
+    (void)mtlite::Model::load(path, o);
+  } catch (const mtlite::Error& e) {
+    return e.what();
+  }
+  return "(loaded)";
+}
+
+}  // namespace
+
+TEST_CASE("model files: the default load maps the file and copies no weights") {
+  const mtlite::LoadOptions defaults;
+  CHECK(defaults.map);
+  CHECK_FALSE(defaults.verify_checksum);
+  CHECK_FALSE(defaults.selftest);
+  for (const auto dense : {mtlite::kernels::WeightType::f32, mtlite::kernels::WeightType::f16,
+                           mtlite::kernels::WeightType::i8}) {
+    for (const auto emb : {mtlite::format::DType::f32, mtlite::format::DType::u4}) {
+      const ModelFile f(dense, emb);
+      CAPTURE(static_cast<int>(dense));
+      CAPTURE(static_cast<int>(emb));
+      const mtlite::Model mapped = mtlite::Model::load(f.path);
+      for (const mtlite::internal::PackedLayer& L : mapped.plan().layers) CHECK(L.in_place);
+      const std::size_t sums = colsum_bytes(mapped);
+      CHECK(mapped.copied_bytes() == sums);
+      CHECK((sums > 0) == (dense == mtlite::kernels::WeightType::i8));
+      // The weights and the table point outside the arena: into the file.
+      const std::byte* arena = mapped.plan().arena.data();
+      const std::byte* arena_end = arena + mapped.plan().arena.size();
+      auto outside = [&](const void* p) {
+        const auto* b = static_cast<const std::byte*>(p);
+        return b < arena || b >= arena_end;
+      };
+      for (const mtlite::internal::PackedLayer& L : mapped.plan().layers)
+        CHECK((outside(L.panels) && outside(L.bias) && (!L.scale || outside(L.scale))));
+      CHECK(outside(mapped.plan().tables[0].data));
+      // Mapped, read and in-memory models score the same bits.
+      mtlite::LoadOptions read;
+      read.map = false;
+      const auto want = scores_of(f.in_memory(), 5);
+      CHECK(scores_of(mapped, 5) == want);
+      CHECK(scores_of(mtlite::Model::load(f.path, read), 5) == want);
+    }
+  }
+}
+
+TEST_CASE("model files: the checksum is checked on request, at load or later") {
+  const ModelFile f(mtlite::kernels::WeightType::f32);
+  CHECK(mtlite::Model::load(f.path).verify_checksum());
+  CHECK_FALSE(f.in_memory().verify_checksum());  // built in code: no file to check
+
+  // One weight's lowest mantissa bit flipped: a valid file with a wrong checksum.
+  Bytes b = slurp(f.path);
+  const FileView view = FileView::parse(b.data(), b.size());
+  const TensorView* w = view.find("expert1.0.weight");
+  REQUIRE(w != nullptr);
+  b[static_cast<std::size_t>(w->data - b.data()) + 400] ^= std::byte{1};
+  const std::string damaged = f.dir.path + "/damaged.mtl";
+  { std::ofstream(damaged, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size())); }
+
+  const mtlite::Model m = mtlite::Model::load(damaged);  // the default does not hash the file
+  CHECK_THROWS_WITH_AS(m.verify_checksum(), "model file: checksum mismatch: the file is corrupt", mtlite::Error);
+  mtlite::LoadOptions strict;
+  strict.verify_checksum = true;
+  CHECK(load_error(damaged, strict) == "model file: checksum mismatch: the file is corrupt");
+  strict.map = false;
+  CHECK(load_error(damaged, strict).find("checksum mismatch") != std::string::npos);
+  // from_memory: aligned images run in place, the checksum is the image's.
+  mtlite::AlignedBuffer<std::byte> image(b.size());
+  std::memcpy(image.data(), b.data(), b.size());
+  const mtlite::Model from_image = mtlite::Model::from_memory(image.data(), image.size());
+  CHECK(from_image.copied_bytes() == 0);
+  CHECK_THROWS_AS(from_image.verify_checksum(), mtlite::Error);
+}
+
+TEST_CASE("model files: a non-finite weight is refused at load, named by tensor and element") {
+  for (const bool half : {false, true}) {
+    const ModelFile f(half ? mtlite::kernels::WeightType::f16 : mtlite::kernels::WeightType::f32);
+    const Bytes good = slurp(f.path);
+    const FileView view = FileView::parse(good.data(), good.size());
+    const TensorView* w = view.find("expert2.0.weight");  // 64 x 48: panels of 4 x 48 x 16 values
+    REQUIRE(w != nullptr);
+    const std::size_t size = half ? 2 : 4, n = static_cast<std::size_t>(w->bytes) / size;
+    REQUIRE(n > 2048);
+    for (const std::size_t at : {std::size_t{0}, std::size_t{2047}, std::size_t{2048}, n - 1}) {
+      for (const bool nan : {false, true}) {
+        CAPTURE(half);
+        CAPTURE(at);
+        CAPTURE(nan);
+        Bytes b = good;
+        const std::size_t off = static_cast<std::size_t>(w->data - good.data()) + at * size;
+        if (half)
+          put<std::uint16_t>(b, off, nan ? 0x7e01 : 0xfc00);  // NaN, -Inf
+        else
+          put<std::uint32_t>(b, off, nan ? 0x7fc00001u : 0x7f800000u);  // NaN, +Inf
+        reseal(b);
+        const std::string bad = f.dir.path + "/bad.mtl";
+        { std::ofstream(bad, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size())); }
+        CHECK(load_error(bad) == "model file (" + bad + "): tensor 'expert2.0.weight': non-finite value at element " +
+                                     std::to_string(at));
+      }
+    }
+  }
 }
 
 TEST_SUITE_END();

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "mtlite/format/json.hpp"
+#include "mtlite/format/spec_json.hpp"
 
 using mtlite::Json;
 using Kind = Json::Kind;
@@ -558,4 +559,95 @@ TEST_CASE("large inputs take no quadratic time") {
   const std::string long_string = "\"" + std::string(4000000, 'x') + "\"";
   CHECK(Json::parse(long_string).as_string().size() == 4000000);
   CHECK(seconds_since(start) < 20.0);
+}
+
+// ---- spec_from_json: the rules of docs/model-json.md ------------------------------------------
+
+namespace {
+
+std::string spec_error(std::string_view text) {
+  return error_of([&] { mtlite::spec_from_json(Json::parse(text)); });
+}
+
+}  // namespace
+
+TEST_CASE("spec_from_json: the documented example, defaults and the canonical form") {
+  const mtlite::Spec s = mtlite::spec_from_json(Json::parse(R"({
+    "architecture": "mmoe",
+    "features": [
+      {"name": "age", "kind": "dense", "normalization": "standardize", "mean": 38.0, "stddev": 12.0},
+      {"name": "country", "kind": "categorical", "mapping": "vocabulary", "size": 200, "embedding_dim": 8},
+      {"name": "tags", "kind": "multi_hot", "mapping": "hashing", "size": 1000, "embedding_dim": 8,
+       "pooling": "mean"}],
+    "tasks": [
+      {"name": "click", "kind": "binary", "role": "main", "loss_weight": 1.0, "tower": [16]},
+      {"name": "purchase", "kind": "binary", "role": "main", "loss_weight": 1.0,
+       "tower": [{"units": 16, "activation": "tanh"}]}],
+    "experts": 2, "expert": [32, 16.0],
+    "esmm": {"ctr": "click", "cvr": "purchase", "ctcvr": "ctcvr"},
+    "tensors": {}})"), {"tensors"});
+  CHECK(s.input_dim() == 17);
+  CHECK(s.expert[1].units == 16);  // 16.0 is the integer 16
+  CHECK(s.num_outputs() == 3);
+  CHECK(mtlite::spec_to_json(mtlite::spec_from_json(mtlite::spec_to_json(s))) == mtlite::spec_to_json(s));
+
+  // Defaults: task kind binary, role main, tower []; level counts 1 and 1; ESMM over the two
+  // tasks of an "esmm" spec without its block; standardize without mean and stddev is 0 and 1
+  // (mtlite train fits them from the data).
+  const mtlite::Spec d = mtlite::spec_from_json(Json::parse(R"({"architecture": "esmm",
+    "features": [{"name": "x", "kind": "dense", "normalization": "standardize"}],
+    "tasks": [{"name": "a"}, {"name": "b", "role": "auxiliary"}]})"));
+  CHECK(d.tasks[0].kind == mtlite::TaskKind::binary);
+  CHECK(d.tasks[0].role == mtlite::TaskRole::main);
+  CHECK(d.tasks[0].tower.empty());
+  CHECK(d.tasks[1].kind == mtlite::TaskKind::binary);
+  CHECK(d.tasks[1].role == mtlite::TaskRole::auxiliary);
+  CHECK(d.features[0].mean == 0.0f);
+  CHECK(d.features[0].stddev == 1.0f);
+  REQUIRE(d.esmm);
+  CHECK(d.esmm->ctr == "a");
+  CHECK(d.esmm->cvr == "b");
+  CHECK(d.esmm->ctcvr == "ctcvr");
+  const mtlite::Spec p = mtlite::spec_from_json(Json::parse(R"({"architecture": "ple",
+    "features": [{"name": "x", "kind": "dense"}], "tasks": [{"name": "a"}],
+    "levels": [{"expert": [4]}]})"));
+  CHECK(p.levels[0].task_experts == 1);
+  CHECK(p.levels[0].shared_experts == 1);
+}
+
+TEST_CASE("spec_from_json: keys that would be ignored are errors") {
+  const std::string features = R"("features": [{"name": "x", "kind": "dense"}], "tasks": [{"name": "a"}])";
+  CHECK(spec_error(R"({"architecture": "mmoe", "experts": 2, "expert": [4], "exprt": 1, )" + features + "}") ==
+        "spec: unknown key 'exprt'");
+  // Another architecture's keys.
+  CHECK(spec_error(R"({"architecture": "shared_bottom", "bottom": [4], "experts": 2, )" + features + "}") ==
+        "spec: key 'experts' is not used by the shared_bottom architecture");
+  CHECK(spec_error(R"({"architecture": "mmoe", "experts": 2, "expert": [4], "bottom": [4], )" + features + "}") ==
+        "spec: key 'bottom' is not used by the mmoe architecture");
+  CHECK(spec_error(R"({"architecture": "single_task", "levels": [], )" + features + "}") ==
+        "spec: key 'levels' is not used by the single_task architecture");
+  CHECK(spec_error(R"({"expert": [4], "architecture": "ple", "levels": [{"expert": [4]}], )" + features + "}") ==
+        "spec: key 'expert' is not used by the ple architecture");
+  // Another feature kind's keys, and mean / stddev without standardize.
+  auto feature_error = [](const std::string& feature) {
+    return spec_error(R"({"architecture": "single_task", "tasks": [{"name": "a"}], "features": [)" + feature + "]}");
+  };
+  CHECK(feature_error(R"({"name": "x", "kind": "dense", "size": 3})") ==
+        "spec.features: features[0]: key 'size' is not allowed for a dense feature");
+  CHECK(feature_error(R"({"name": "x", "kind": "dense", "pooling": "sum"})") ==
+        "spec.features: features[0]: key 'pooling' is not allowed for a dense feature");
+  CHECK(feature_error(R"({"name": "c", "kind": "categorical", "size": 3, "embedding_dim": 2, "normalization": "none"})") ==
+        "spec.features: features[0]: key 'normalization' is not allowed for a categorical feature");
+  CHECK(feature_error(R"({"name": "c", "kind": "categorical", "size": 3, "embedding_dim": 2, "pooling": "mean"})") ==
+        "spec.features: features[0]: key 'pooling' is not allowed for a categorical feature (a bag's pooling: multi_hot only)");
+  CHECK(feature_error(R"({"name": "t", "kind": "multi_hot", "size": 3, "embedding_dim": 2, "mean": 1})") ==
+        "spec.features: features[0]: key 'mean' is not allowed for a multi_hot feature");
+  CHECK(feature_error(R"({"name": "x", "kind": "dense", "stddev": 2})") ==
+        "spec.features: features[0]: key 'stddev' needs \"normalization\": \"standardize\"");
+  CHECK(feature_error(R"({"mean": 1, "name": "x", "kind": "dense", "normalization": "log1p"})") ==
+        "spec.features: features[0]: key 'mean' needs \"normalization\": \"standardize\"");
+  // Allowed: the same keys where they belong, in any order.
+  CHECK(feature_error(R"({"normalization": "standardize", "mean": 1, "stddev": 2, "name": "x", "kind": "dense"},
+                         {"pooling": "sum", "name": "t", "kind": "multi_hot", "size": 3, "embedding_dim": 2})") ==
+        "(no error)");
 }

@@ -90,6 +90,12 @@ bool same_bits(float a, float b) { return bits_of(a) == bits_of(b); }
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
+// Bytes of a rows_q row of `dim` codes of `bits` bits (the format's one definition).
+std::size_t rows_q_stride(std::size_t dim, unsigned bits) {
+  return static_cast<std::size_t>(
+      mtlite::format::rows_q_stride(bits == 4 ? mtlite::format::DType::u4 : mtlite::format::DType::u8, dim));
+}
+
 std::vector<float> random_vector(Rng& rng, std::size_t n, float lo, float hi) {
   std::vector<float> v(n);
   for (float& f : v) f = rng.uniform(lo, hi);
@@ -1086,7 +1092,7 @@ TEST_CASE("quantize_rows: layout, scale and offset, codes within scale / 2, padd
   Rng rng(41);
   for (unsigned bits : {8u, 4u})
     for (std::size_t dim : kDims) {
-      const std::size_t rows = 9, stride = K::rows_q_stride(dim, bits);
+      const std::size_t rows = 9, stride = rows_q_stride(dim, bits);
       CHECK(stride % 8 == 0);
       CHECK(stride == (8 + (dim * bits + 7) / 8 + 7) / 8 * 8);
       const std::vector<float> t = make_table(rng, rows, dim);
@@ -1129,7 +1135,7 @@ TEST_CASE("quantize_rows: layout, scale and offset, codes within scale / 2, padd
 
 TEST_CASE("quantize_rows: a hand-written u4 row (low nibble first)") {
   const float row[5] = {0.0f, 15.0f, 1.0f, 7.4f, 7.6f};  // min 0, max 15: scale 1
-  std::vector<std::uint8_t> q(K::rows_q_stride(5, 4));
+  std::vector<std::uint8_t> q(rows_q_stride(5, 4));
   REQUIRE(q.size() == 16);
   K::quantize_rows(row, 1, 5, 4, q.data());
   float scale, offset;
@@ -1140,7 +1146,7 @@ TEST_CASE("quantize_rows: a hand-written u4 row (low nibble first)") {
   CHECK(q[8] == 0xf0);   // codes 0, 15
   CHECK(q[9] == 0x71);   // codes 1, 7
   CHECK(q[10] == 0x08);  // code 8, unused nibble 0
-  std::vector<std::uint8_t> q8(K::rows_q_stride(5, 8));
+  std::vector<std::uint8_t> q8(rows_q_stride(5, 8));
   REQUIRE(q8.size() == 16);
   K::quantize_rows(row, 1, 5, 8, q8.data());
   std::memcpy(&scale, q8.data(), 4);
@@ -1154,7 +1160,7 @@ TEST_CASE("add_rows_q8 / add_rows_q4: ref vs exact, SIMD == ref bit for bit") {
   const std::size_t rows = 23;
   for (unsigned bits : {8u, 4u})
     for (std::size_t dim : kDims) {
-      const std::size_t stride = K::rows_q_stride(dim, bits);
+      const std::size_t stride = rows_q_stride(dim, bits);
       std::vector<float> t = make_table(rng, rows, dim);
       for (std::size_t d = 0; d < dim; ++d) t[4 * dim + d] /= 1e30f;  // keep bag sums finite
       std::vector<std::uint8_t> q(rows * stride);

@@ -545,6 +545,19 @@ TEST_CASE("spec validation names the field at fault") {
     s.features.push_back(Feature::dense("c"));
     expect_invalid(s, {"features[2].name", "duplicate feature 'c'"});
   }
+  SUBCASE("duplicate feature names: the first feature that repeats an earlier name is named") {
+    Spec s = valid(Architecture::mmoe);
+    for (int i = 0; i < 3000; ++i) s.features.push_back(Feature::dense("f" + std::to_string(i)));
+    const std::size_t n = s.features.size();
+    s.features.push_back(Feature::dense("f2999"));  // n: repeats n - 1
+    s.features.push_back(Feature::dense("f7"));     // n + 1: repeats an earlier one, but later
+    expect_invalid(s, {("features[" + std::to_string(n) + "].name").c_str(), "duplicate feature 'f2999'"});
+    s.features[n + 1].name = "f0";
+    std::swap(s.features[n], s.features[n + 1]);  // now "f0" at n repeats, "f2999" at n + 1
+    expect_invalid(s, {("features[" + std::to_string(n) + "].name").c_str(), "duplicate feature 'f0'"});
+    s.features[n].name = "";  // a bad name at n is reported before the duplicate after it
+    expect_invalid(s, {("features[" + std::to_string(n) + "].name").c_str(), "empty"});
+  }
   SUBCASE("duplicate task names") {
     Spec s = valid(Architecture::mmoe);
     s.tasks.push_back(task("ctr"));
@@ -554,6 +567,16 @@ TEST_CASE("spec validation names the field at fault") {
     Spec s = valid(Architecture::mmoe);
     s.features.push_back(Feature::multi_hot("tags", 9, 0));
     expect_invalid(s, {"'tags'", "embedding_dim"});
+  }
+  SUBCASE("vocabulary sizes past 2^32 - 1, up to 2^64 - 1 (where size + 1 wraps to 0)") {
+    for (const std::uint64_t size : {std::uint64_t{1} << 32, ~std::uint64_t{0}}) {
+      Spec s = valid(Architecture::mmoe);
+      s.features[1].size = size;
+      expect_invalid(s, {"'c'", "size", "exceed the limit 2^32"});
+    }
+    Spec s = valid(Architecture::mmoe);
+    s.features[1].size = (std::uint64_t{1} << 32) - 1;
+    CHECK_NOTHROW(s.validate());
   }
   SUBCASE("vocabulary size 0") {
     Spec s = valid(Architecture::mmoe);

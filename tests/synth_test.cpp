@@ -490,7 +490,7 @@ TEST_CASE("examples/funnel/model.json binds the funnel's columns") {
   CHECK(bound.count("request_id") == 0);
   j.set("features", std::move(features));
 
-  const mtlite::Spec spec = mtlite::spec_from_json(j, {"data"}, {"column", "values"}, {"column", "positive"});
+  const mtlite::Spec spec = mtlite::spec_from_json(j, {"data", "training"}, {"column", "values"}, {"column", "positive"});
   CHECK(spec.architecture == mtlite::Architecture::mmoe);
   REQUIRE(spec.tasks.size() == 3);
   CHECK(spec.tasks[0].name == "purchase");

@@ -34,7 +34,9 @@ int cmd_inspect(int argc, char** argv) {
     return 2;
   }
   const std::string path = args.positional[0];
-  const mtlite::Model model = mtlite::Model::load(path);
+  mtlite::LoadOptions load;
+  load.verify_checksum = true;  // a diagnostic: also tell a damaged file (apps skip the hash)
+  const mtlite::Model model = mtlite::Model::load(path, load);
   const mtlite::Spec& spec = model.spec();
   const std::uint64_t file_bytes = cli::file_size(path);
 

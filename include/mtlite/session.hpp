@@ -122,8 +122,13 @@ class Session {
   std::vector<BoundStep> steps_;
   std::vector<const float*> expert_ptr_;
   std::vector<std::size_t> expert_ld_;
-  std::vector<Slot> slots_;
+  std::vector<Slot> slots_;  // embedding features first, then the dense ones
   std::size_t n_dense_ = 0, n_ids_ = 0, n_bags_ = 0;
+  // The dense features, which fill x[dense_col_ ..) in order: x = v * scale + shift per feature
+  // (1 and 0 without normalization), then sign(v) log1p(|v|) for the log1p ones.
+  std::size_t dense_col_ = 0;
+  std::vector<float> dense_scale_, dense_shift_;
+  std::vector<std::size_t> log1p_;
   char message_[320] = {};
 
   Bound resolve(internal::Operand o) {
@@ -160,11 +165,15 @@ class Session {
       slots_.push_back({&feat, col, index, &plan.tables[f], 1.0f, 0.0f});
       col += feat.embedding_dim;
     }
+    dense_col_ = col;
     for (const Feature& feat : spec.features) {
       if (feat.has_embedding()) continue;
       const bool standardize = feat.normalization == Normalization::standardize;
       slots_.push_back({&feat, col++, n_dense_++, nullptr, standardize ? 1.0f / feat.stddev : 1.0f,
                         standardize ? -feat.mean / feat.stddev : 0.0f});
+      dense_scale_.push_back(slots_.back().scale);
+      dense_shift_.push_back(slots_.back().shift);
+      if (feat.normalization == Normalization::log1p) log1p_.push_back(n_dense_ - 1);
     }
   }
 
@@ -191,9 +200,13 @@ class Session {
     if (b.bags.size() != n_bags_)
       return fail(StatusCode::wrong_size, "bags: got %zu, expected one per multi-hot feature (%zu)",
                   b.bags.size(), n_bags_);
+    // Slots in order (bags before dense features); the dense values are checked all at once
+    // and searched feature by feature only when one of them is not finite.
+    const bool dense_ok = internal::first_non_finite(b.dense.data(), b.dense.size()) == b.dense.size();
     for (const Slot& s : slots_) {
       const char* name = s.feature->name.c_str();
       if (s.feature->kind == FeatureKind::dense) {
+        if (dense_ok) break;  // only dense slots follow
         for (std::size_t r = 0; r < b.rows; ++r)
           if (!std::isfinite(b.dense[r * n_dense_ + s.index]))
             return fail(StatusCode::not_finite, "dense feature '%s' is %s at row %zu", name,
@@ -237,19 +250,23 @@ class Session {
   void gather(const Batch& b, std::size_t c0, std::size_t n, float* x, std::size_t ldx) noexcept {
     constexpr std::size_t kBlock = 64;
     std::uint64_t rows[kBlock];
+    const std::size_t n_embedded = slots_.size() - n_dense_;
     for (std::size_t r = 0; r < n; ++r) {
       const std::size_t row = c0 + r;
       float* xr = x + r * ldx;
-      for (const Slot& s : slots_) {
+      if (n_dense_) {
+        const float* v = b.dense.data() + row * n_dense_;
+        float* out = xr + dense_col_;
+        for (std::size_t i = 0; i < n_dense_; ++i) out[i] = v[i] * dense_scale_[i] + dense_shift_[i];
+        for (const std::size_t i : log1p_) out[i] = std::copysign(std::log1p(std::fabs(v[i])), v[i]);
+      }
+      for (std::size_t k = 0; k < n_embedded; ++k) {
+        const Slot& s = slots_[k];
         const Feature& f = *s.feature;
         float* out = xr + s.col;
         switch (f.kind) {
-          case FeatureKind::dense: {
-            const float v = b.dense[row * n_dense_ + s.index];
-            *out = f.normalization == Normalization::log1p ? std::copysign(std::log1p(std::fabs(v)), v)
-                                                           : v * s.scale + s.shift;
-            break;
-          }
+          case FeatureKind::dense:
+            break;  // above
           case FeatureKind::categorical: {
             const std::uint64_t r0 = f.row_of(b.ids[row * n_ids_ + s.index]);
             if (s.table->dtype == format::DType::f32) {

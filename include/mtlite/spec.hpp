@@ -13,6 +13,7 @@
 // An `esmm` block may also sit on top of any other architecture (ESMM over MMoE, say).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -238,12 +239,33 @@ inline const char* to_string(FeatureKind k) {
 
 namespace internal {
 
+inline bool name_ok(const std::string& name) noexcept {
+  if (name.empty() || name.size() > SpecLimits::max_name) return false;
+  for (unsigned char c : name)
+    if (c < 0x20 || c == 0x7f) return false;
+  return true;
+}
+
 inline void check_name(const std::string& name, const std::string& field) {
   if (name.empty()) throw Error(field + ": name is empty");
   if (name.size() > SpecLimits::max_name)
     throw Error(field + ": name is longer than " + std::to_string(SpecLimits::max_name) + " bytes");
   for (unsigned char c : name)
     if (c < 0x20 || c == 0x7f) throw Error(field + ": name '" + name + "' has a control character");
+}
+
+// The smallest index whose name an earlier item has too, or items.size() when the names are
+// unique. O(n log n): a spec may have 65,536 features, and comparing every pair is 2^31 compares.
+template <class T>
+std::size_t first_duplicate(const std::vector<T>& items) {
+  std::vector<std::size_t> order(items.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return items[a].name < items[b].name; });
+  std::size_t first = items.size();
+  for (std::size_t k = 1; k < order.size(); ++k)
+    if (order[k] < first && items[order[k]].name == items[order[k - 1]].name) first = order[k];
+  return first;
 }
 
 inline void check_mlp(const Mlp& layers, const std::string& field, bool may_be_empty) {
@@ -275,37 +297,38 @@ inline void Spec::validate() const {
   using internal::check_name;
   if (features.empty()) throw Error("features: the spec has no features");
   if (features.size() > SpecLimits::max_features) throw Error("features: too many features");
+  // Messages are built only on failure: a valid spec of many features costs no strings.
+  const std::size_t duplicate = internal::first_duplicate(features);
   for (std::size_t i = 0; i < features.size(); ++i) {
     const Feature& f = features[i];
-    const std::string at = "features[" + std::to_string(i) + "]";
-    check_name(f.name, at + ".name");
-    for (std::size_t j = 0; j < i; ++j)
-      if (features[j].name == f.name) throw Error(at + ".name: duplicate feature '" + f.name + "'");
-    const std::string fat = "feature '" + f.name + "'";
+    const auto at = [&] { return "features[" + std::to_string(i) + "]"; };
+    if (!internal::name_ok(f.name)) check_name(f.name, at() + ".name");
+    if (i == duplicate) throw Error(at() + ".name: duplicate feature '" + f.name + "'");
+    const auto fat = [&] { return "feature '" + f.name + "'"; };
     switch (f.kind) {
       case FeatureKind::dense:
         if (f.normalization == Normalization::standardize &&
             (!std::isfinite(f.mean) || !std::isfinite(f.stddev) || !(f.stddev > 0.0f)))
-          throw Error(fat + ".stddev: standardize needs a finite mean and a positive stddev");
+          throw Error(fat() + ".stddev: standardize needs a finite mean and a positive stddev");
         if (static_cast<unsigned>(f.normalization) > static_cast<unsigned>(Normalization::log1p))
-          throw Error(fat + ".normalization: unknown normalization");
+          throw Error(fat() + ".normalization: unknown normalization");
         break;
       case FeatureKind::categorical:
       case FeatureKind::multi_hot:
-        if (f.size == 0) throw Error(fat + ".size: vocabulary or bucket count must be at least 1");
-        if (f.table_rows() > SpecLimits::max_table_rows)
-          throw Error(fat + ".size: " + std::to_string(f.size) + " rows exceed the limit 2^32");
-        if (f.embedding_dim == 0) throw Error(fat + ".embedding_dim: must be at least 1");
+        if (f.size == 0) throw Error(fat() + ".size: vocabulary or bucket count must be at least 1");
+        if (f.size >= SpecLimits::max_table_rows)  // not table_rows(): size + 1 wraps at 2^64 - 1
+          throw Error(fat() + ".size: " + std::to_string(f.size) + " rows exceed the limit 2^32");
+        if (f.embedding_dim == 0) throw Error(fat() + ".embedding_dim: must be at least 1");
         if (f.embedding_dim > SpecLimits::max_embedding_dim)
-          throw Error(fat + ".embedding_dim: exceeds the limit " +
+          throw Error(fat() + ".embedding_dim: exceeds the limit " +
                       std::to_string(SpecLimits::max_embedding_dim));
         if (static_cast<unsigned>(f.mapping) > static_cast<unsigned>(IdMapping::hashing))
-          throw Error(fat + ".mapping: unknown id mapping");
+          throw Error(fat() + ".mapping: unknown id mapping");
         if (static_cast<unsigned>(f.pooling) > static_cast<unsigned>(Pooling::mean))
-          throw Error(fat + ".pooling: unknown pooling");
+          throw Error(fat() + ".pooling: unknown pooling");
         break;
       default:
-        throw Error(fat + ".kind: unknown feature kind");
+        throw Error(fat() + ".kind: unknown feature kind");
     }
   }
   if (input_dim() > SpecLimits::max_input_dim) throw Error("features: the input is too wide");
@@ -313,12 +336,12 @@ inline void Spec::validate() const {
   if (tasks.empty()) throw Error("tasks: the spec has no tasks");
   if (tasks.size() > SpecLimits::max_tasks) throw Error("tasks: too many tasks");
   bool any_main = false;
+  const std::size_t duplicate_task = internal::first_duplicate(tasks);
   for (std::size_t k = 0; k < tasks.size(); ++k) {
     const Task& t = tasks[k];
     const std::string at = "tasks[" + std::to_string(k) + "]";
     check_name(t.name, at + ".name");
-    for (std::size_t j = 0; j < k; ++j)
-      if (tasks[j].name == t.name) throw Error(at + ".name: duplicate task '" + t.name + "'");
+    if (k == duplicate_task) throw Error(at + ".name: duplicate task '" + t.name + "'");
     if (static_cast<unsigned>(t.kind) > static_cast<unsigned>(TaskKind::regression))
       throw Error(at + ".kind: unknown task kind");
     if (!std::isfinite(t.loss_weight) || t.loss_weight < 0.0f)

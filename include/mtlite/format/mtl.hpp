@@ -110,8 +110,9 @@ inline std::optional<std::uint64_t> mul(std::optional<std::uint64_t> a, std::uin
 inline std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return a / b + (a % b != 0); }
 }  // namespace detail
 
-// Row stride of a rows_q table: scale and offset (8 bytes) then the codes, rounded up to 8.
-inline std::uint64_t rows_q_stride(DType d, std::uint64_t dim) {
+// Row stride of a rows_q table: scale and offset (8 bytes) then the codes, rounded up to 8. The
+// one definition: the quantizer (kernels/quantize.hpp), the binder and the reader all use it.
+inline std::uint64_t rows_q_stride(DType d, std::uint64_t dim) noexcept {
   const std::uint64_t code_bytes = detail::ceil_div(dim * dtype_bits(d), 8);
   return detail::ceil_div(8 + code_bytes, 8) * 8;
 }

@@ -9,7 +9,8 @@
 // byte outside [data, data + size) nor allocates more than a small multiple of `size`:
 //   1. the header: size >= 64, magic, major version, header_bytes == 64, flags == 0,
 //      file_bytes == size;
-//   2. the checksum (XXH64 of [64, size)), unless ReadOptions::verify_checksum is false;
+//   2. the checksum (XXH64 of [64, size)), when ReadOptions::verify_checksum is true (the
+//      default here; Model::load's LoadOptions turn it off, see model.hpp);
 //   3. the metadata: inside the file (overflow-safe), at most kMaxMetaBytes, a JSON object;
 //   4. the tensor table: tensor_count <= kMaxTensors, inside the file, table_offset % 8 == 0;
 //   5. every entry in turn: name inside the file, 1..kMaxNameBytes bytes of UTF-8 without control
@@ -186,6 +187,19 @@ inline void check_region(const std::string& what, std::uint64_t offset, std::uin
 
 }  // namespace detail
 
+// Throws mtlite::Error("model file: checksum mismatch: the file is corrupt") unless the XXH64 of
+// bytes [64, size) is the header's checksum. Step 2 of FileView::parse; also on its own, for an
+// image parsed without it. `data` must hold at least the 64-byte header.
+inline void verify_checksum(const void* data, std::size_t size) {
+  const auto* bytes = static_cast<const std::byte*>(data);
+  if (size < sizeof(FileHeader)) detail::fail("too short for the 64-byte header");
+  FileHeader h;
+  std::memcpy(&h, bytes, sizeof h);
+  detail::swap_le(h);
+  if (xxh64(bytes + sizeof(FileHeader), size - sizeof(FileHeader)) != h.checksum)
+    detail::fail("checksum mismatch: the file is corrupt");
+}
+
 // A validated .mtl image in memory. Copyable and movable; does not own the bytes.
 class FileView {
  public:
@@ -194,7 +208,9 @@ class FileView {
   static FileView parse(const void* data, std::size_t size, ReadOptions options = {});
 
   const FileHeader& header() const noexcept { return header_; }
-  const Json& metadata() const noexcept { return metadata_; }
+  const Json& metadata() const& noexcept { return metadata_; }
+  // From a view about to go away, without copying the tree.
+  Json metadata() && noexcept { return std::move(metadata_); }
   // In table order.
   const std::vector<TensorView>& tensors() const noexcept { return tensors_; }
   // nullptr if absent. O(log n).
@@ -256,10 +272,7 @@ inline FileView FileView::parse(const void* data, std::size_t size, ReadOptions 
   }
 
   // --- 2. checksum -------------------------------------------------------------------------
-  if (options.verify_checksum) {
-    const std::uint64_t actual = xxh64(bytes + sizeof(FileHeader), size - sizeof(FileHeader));
-    if (actual != h.checksum) fail("checksum mismatch: the file is corrupt");
-  }
+  if (options.verify_checksum) verify_checksum(bytes, size);
 
   FileView view;
   view.header_ = h;

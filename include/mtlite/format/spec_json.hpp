@@ -16,12 +16,15 @@
 //    "esmm": {"ctr": "click", "cvr": "purchase", "ctcvr": "ctcvr"}}
 // An MLP is a list of layers, each an integer (units, relu) or {"units": 64, "activation": "tanh"}.
 // Absent keys take the defaults of spec.hpp. Unknown keys are errors (a typo must not pass
-// silently), except in the places listed in `extra_keys` (model.json adds data bindings).
+// silently), except in the places listed in `extra_keys` (model.json adds data bindings), and so
+// are keys that would be ignored: another architecture's ("experts" in a shared_bottom spec),
+// another feature kind's ("pooling" on a dense feature), mean and stddev without standardize.
 #pragma once
 
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "../spec.hpp"
 #include "json.hpp"
@@ -102,6 +105,26 @@ inline Mlp mlp_from_json(const Json& v, const std::string& field) {
   return layers;
 }
 
+// The spec keys a feature may have beside name and kind: a dense feature's normalization (and
+// mean and stddev with standardize), an embedded feature's mapping, size and embedding_dim (and
+// pooling when multi-hot). Any other would be ignored: it is an error, as an unknown key is.
+inline void check_feature_keys(const Feature& f, const std::vector<const char*>& given, const std::string& at) {
+  for (const std::string key : given) {
+    const bool dense_key = key == "normalization" || key == "mean" || key == "stddev";
+    const char* problem = nullptr;
+    if (f.kind == FeatureKind::dense && !dense_key)
+      problem = "is not allowed for a dense feature";
+    else if (f.kind != FeatureKind::dense && dense_key)
+      problem = f.kind == FeatureKind::categorical ? "is not allowed for a categorical feature"
+                                                   : "is not allowed for a multi_hot feature";
+    else if (f.kind == FeatureKind::categorical && key == "pooling")
+      problem = "is not allowed for a categorical feature (a bag's pooling: multi_hot only)";
+    else if ((key == "mean" || key == "stddev") && f.normalization != Normalization::standardize)
+      problem = "needs \"normalization\": \"standardize\"";
+    if (problem) throw Error(at + ": key '" + key + "' " + problem);
+  }
+}
+
 inline Json mlp_to_json(const Mlp& layers) {
   Json out = Json::array();
   for (const Layer& l : layers) {
@@ -136,10 +159,14 @@ inline Spec spec_from_json(const Json& j, const std::set<std::string>& extra_top
             const std::string at = "features[" + std::to_string(i) + "]";
             Feature f;
             bool has_kind = false;
+            std::vector<const char*> given;  // the spec keys present, to check against the kind
             for_members(v[i], at,
                         {"name", "kind", "normalization", "mean", "stddev", "mapping", "size",
                          "embedding_dim", "pooling"},
                         extra_feature_keys, [&](const std::string& k, const Json& x) {
+                          for (const char* key : {"normalization", "mean", "stddev", "mapping", "size",
+                                                  "embedding_dim", "pooling"})
+                            if (k == key) given.push_back(key);
                           if (k == "name") f.name = x.as_string();
                           else if (k == "kind") {
                             f.kind = parse_enum<FeatureKind>(x, kFeatureKindNames, at + ".kind");
@@ -154,6 +181,7 @@ inline Spec spec_from_json(const Json& j, const std::set<std::string>& extra_top
                           else if (k == "pooling") f.pooling = parse_enum<Pooling>(x, kPoolingNames, at + ".pooling");
                         });
             if (!has_kind) throw Error(at + ": missing \"kind\"");
+            check_feature_keys(f, given, at);
             s.features.push_back(std::move(f));
           }
         } else if (key == "tasks") {
@@ -202,6 +230,17 @@ inline Spec spec_from_json(const Json& j, const std::set<std::string>& extra_top
         }
       });
   if (!has_arch) throw Error("spec: missing \"architecture\"");
+  // Keys of another architecture would be ignored: refuse them, as unknown keys.
+  for (const char* key : {"bottom", "experts", "expert", "levels"}) {
+    if (!j.find(key)) continue;
+    const std::string k = key;
+    const bool used = k == "bottom"   ? s.architecture == Architecture::shared_bottom
+                      : k == "levels" ? s.architecture == Architecture::ple
+                                      : s.architecture == Architecture::omoe || s.architecture == Architecture::mmoe;
+    if (!used)
+      throw Error("spec: key '" + k + "' is not used by the " + to_string(s.architecture) +
+                  " architecture");
+  }
   // "architecture": "esmm" with two tasks and no esmm block means ESMM over those two tasks.
   if (s.architecture == Architecture::esmm && !s.esmm && s.tasks.size() == 2)
     s.esmm = Esmm{s.tasks[0].name, s.tasks[1].name, "ctcvr"};

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../format/mtl.hpp"
 #include "f16.hpp"
 #include "packed.hpp"
 
@@ -47,11 +48,6 @@ constexpr std::size_t i8_row_bytes(std::size_t k) noexcept { return (k + 63) / 6
 // scales and m int32 zero points. The pointer must be 4-byte aligned (kAlign is best).
 constexpr std::size_t dense_i8_scratch_bytes(std::size_t m, std::size_t k) noexcept {
   return m * (i8_row_bytes(k) + sizeof(float) + sizeof(std::int32_t));
-}
-
-// Bytes of one rows_q row: f32 scale, f32 offset, the codes; rounded up to a multiple of 8.
-constexpr std::size_t rows_q_stride(std::size_t dim, unsigned bits) noexcept {
-  return (8 + (dim * bits + 7) / 8 + 7) / 8 * 8;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -79,19 +75,22 @@ constexpr std::size_t i8_index(std::size_t k, std::size_t row, std::size_t col) 
   return (((row / kPanel) * G + col / 4) * kPanel + row % kPanel) * 4 + col % 4;
 }
 
-// colsum[0 .. round_to_panel(n)): sum over k of the codes of output n (0 beyond n).
+// colsum[0 .. round_to_panel(n)): sum over k of the codes of output n (0 beyond n). The loader
+// runs this over every i8 panel of a file, so it sums each 64-byte group position-wise first
+// (a loop the compiler vectorises) and folds the 4 bytes of each output at the end; integer
+// sums are exact in any order.
 inline void compute_colsum(const std::int8_t* panels, std::size_t n, std::size_t k,
                            std::int32_t* colsum) noexcept {
   const std::size_t G = panel_rows(WeightType::i8, k);
   const std::size_t P = panel_count(n);
-  for (std::size_t p = 0; p < P; ++p)
-    for (std::size_t j = 0; j < kPanel; ++j) {
-      std::int32_t s = 0;
-      if (p * kPanel + j < n)
-        for (std::size_t g = 0; g < G; ++g)
-          for (std::size_t i = 0; i < 4; ++i) s += panels[((p * G + g) * kPanel + j) * 4 + i];
-      colsum[p * kPanel + j] = s;
-    }
+  for (std::size_t p = 0; p < P; ++p) {
+    std::int32_t acc[kPanel * 4] = {};
+    const std::int8_t* w = panels + p * G * kPanel * 4;
+    for (std::size_t g = 0; g < G; ++g)
+      for (std::size_t b = 0; b < kPanel * 4; ++b) acc[b] += w[g * kPanel * 4 + b];
+    for (std::size_t j = 0; j < kPanel; ++j)
+      colsum[p * kPanel + j] = p * kPanel + j < n ? acc[4 * j] + acc[4 * j + 1] + acc[4 * j + 2] + acc[4 * j + 3] : 0;
+  }
 }
 
 // Quantizes a row-major [n][k] f32 weight (finite) into panel_count(n) i8 panels16x4, writing
@@ -126,12 +125,13 @@ inline void quantize_dense_i8(const float* w, std::size_t n, std::size_t k, std:
 // ---------------------------------------------------------------------------------------------
 // Quantized embedding rows (rows_q)
 
-// Quantizes a row-major [rows][dim] f32 table (finite) into rows of rows_q_stride(dim, bits)
-// bytes: f32 scale, f32 offset, codes (u8, or u4 two per byte, low nibble first); every byte is
-// written, padding zero. bits is 8 or 4.
+// Quantizes a row-major [rows][dim] f32 table (finite) into rows of format::rows_q_stride(u8 or
+// u4, dim) bytes (format/mtl.hpp): f32 scale, f32 offset, codes (u8, or u4 two per byte, low
+// nibble first); every byte is written, padding zero. bits is 8 or 4.
 inline void quantize_rows(const float* table, std::size_t rows, std::size_t dim, unsigned bits,
                           std::uint8_t* out) noexcept {
-  const std::size_t stride = rows_q_stride(dim, bits);
+  const auto stride =
+      static_cast<std::size_t>(format::rows_q_stride(bits == 4 ? format::DType::u4 : format::DType::u8, dim));
   const double levels = bits == 4 ? 15.0 : 255.0;
   std::memset(out, 0, rows * stride);
   for (std::size_t r = 0; r < rows; ++r) {

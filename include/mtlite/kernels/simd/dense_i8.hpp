@@ -16,7 +16,7 @@
 //   NEON          the group de-interleaved by ld4 (one vector of 16 outputs per k) and widened
 //                 to int16, then 16 smlal by lane per row and panel (exact int32 sums)
 // Tile shapes (rows x panels, batch / single row) were measured on Zen 5 for the x86 paths:
-// AVX-512 VNNI 8 x 3 / 1 x 8, AVX-VNNI 3 x 2 / 1 x 4, AVX2 3 x 1 / 1 x 2; NEON (not measured on
+// AVX-512 VNNI 8 x 3 / 1 x 4, AVX-VNNI 3 x 2 / 1 x 4, AVX2 3 x 1 / 1 x 2; NEON (not measured on
 // hardware, sized to the 32 registers) 4 x 1 / 1 x 2 and I8MM 4 x 1 / 1 x 4.
 // The int32 sums are exact, so the order does not matter; the epilogue is the reference's:
 // acc - zp * colsum (int32), convert, one fma with sx * scale[n] and bias[n], activation.
@@ -264,7 +264,10 @@ struct Ops {
     store_panel(act, dequant16(a.a, e.zp, e.sx, colsum, scale, bias), y, cols);
   }
 };
-inline constexpr std::size_t kI8BatchRows = 8, kI8BatchPanels = 3, kI8RowPanels = 8;
+// One row: 4 panels, not 8: the reference model's int8 B=1 ran ~8% faster on Zen 5 with 4
+// (bench/reference_bench). Likely why: the panels of a layer lie 16 ceil(K/4) * 4 bytes apart
+// (4 KiB for K = 256), so 8 weight streams read at once fall in the same L1 sets.
+inline constexpr std::size_t kI8BatchRows = 8, kI8BatchPanels = 3, kI8RowPanels = 4;
 
 #elif defined(MTLITE_I8_AVXVNNI)
 // Two registers: outputs 0-7 and 8-15, x 4 k.
