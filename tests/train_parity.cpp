@@ -1,7 +1,7 @@
 // train_parity: trains with mtlite's Trainer on batches written by
 // tests/python/test_train_parity.py, so that the script can compare the weights with PyTorch's.
 //
-//   train_parity SPEC.json INIT.safetensors BATCHES.json OUT.safetensors LR THREADS
+//   train_parity SPEC.json INIT.safetensors BATCHES.json OUT.safetensors LR THREADS [OPTIMIZER]
 //
 // SPEC.json is a spec in the JSON form (format/spec_json.hpp); INIT.safetensors holds every
 // parameter under its mtlite name (the starting point of both sides). BATCHES.json:
@@ -12,8 +12,8 @@
 //                 "labels":  [N x tasks floats, row-major],
 //                 "mask":    [N x tasks 0/1] (optional: all labelled),
 //                 "weights": [N floats] (optional: all 1)}, ...]}
-// The Trainer runs plain SGD (OptimizerKind::sgd, no L2, no clipping, fixed balancing) with
-// learning rate LR on THREADS threads, one step per batch in file order. OUT.safetensors gets
+// The Trainer runs OPTIMIZER (sgd, the default: plain SGD; adam; adagrad; no L2, no clipping,
+// fixed balancing) with learning rate LR on THREADS threads, one step per batch in file order. OUT.safetensors gets
 // the final weights (F32, mtlite's parameter order); stdout gets one JSON line,
 //   {"objectives": [what each step() returned], "threads": T, "lr": LR}.
 // Exit status 0 on success; otherwise the error goes to stderr.
@@ -132,8 +132,8 @@ void write_safetensors(const std::string& path, const mtlite::Spec& spec, const 
 }
 
 int run(int argc, char** argv) {
-  if (argc != 7) {
-    std::fprintf(stderr, "usage: train_parity SPEC.json INIT.safetensors BATCHES.json OUT.safetensors LR THREADS\n");
+  if (argc != 7 && argc != 8) {
+    std::fprintf(stderr, "usage: train_parity SPEC.json INIT.safetensors BATCHES.json OUT.safetensors LR THREADS [sgd|adam|adagrad]\n");
     return 2;
   }
   const mtlite::Spec spec = mtlite::spec_from_json(Json::parse(read_text(argv[1])));
@@ -143,7 +143,11 @@ int run(int argc, char** argv) {
   for (const Json& b : doc.at("batches").elements()) batches.push_back(OwnedBatch::from_json(b));
 
   mtlite::train::TrainOptions o;
-  o.optimizer = mtlite::train::OptimizerKind::sgd;
+  const std::string optimizer = argc == 8 ? argv[7] : "sgd";
+  if (optimizer == "sgd") o.optimizer = mtlite::train::OptimizerKind::sgd;
+  else if (optimizer == "adam") o.optimizer = mtlite::train::OptimizerKind::adam;
+  else if (optimizer == "adagrad") o.optimizer = mtlite::train::OptimizerKind::adagrad;
+  else throw Error("unknown optimizer '" + optimizer + "'");
   o.lr = std::strtof(argv[5], nullptr);
   o.threads = static_cast<std::size_t>(std::strtoul(argv[6], nullptr, 10));
   o.balancing.method = mtlite::train::BalanceMethod::fixed;
@@ -157,8 +161,8 @@ int run(int argc, char** argv) {
     objectives += (objectives.empty() ? "" : ",") + Json(obj).dump();
   }
   write_safetensors(argv[4], spec, trainer.weights());
-  std::printf("{\"objectives\":[%s],\"threads\":%zu,\"lr\":%s}\n", objectives.c_str(), o.threads,
-              Json(static_cast<double>(o.lr)).dump().c_str());
+  std::printf("{\"objectives\":[%s],\"threads\":%zu,\"lr\":%s,\"optimizer\":\"%s\"}\n", objectives.c_str(),
+              o.threads, Json(static_cast<double>(o.lr)).dump().c_str(), optimizer.c_str());
   return 0;
 }
 
