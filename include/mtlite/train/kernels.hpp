@@ -24,6 +24,8 @@
 #include <utility>
 
 #include "../config.hpp"
+#include "../kernels/ref/activation.hpp"
+#include "../kernels/ref/softmax.hpp"
 #include "../spec.hpp"
 
 #if !defined(MTLITE_NO_SIMD)
@@ -231,16 +233,8 @@ inline float dot(std::size_t n, const float* x, const float* y) noexcept {
   return s;
 }
 
-// The scalar activation (the runtime's definition, kernels/ref/activation.hpp).
-inline float activate(Activation a, float v) noexcept {
-  switch (a) {
-    case Activation::identity: return v;
-    case Activation::relu: return v > 0.0f ? v : 0.0f;
-    case Activation::sigmoid: return 1.0f / (1.0f + std::exp(-v));
-    case Activation::tanh: return std::tanh(v);
-  }
-  return v;
-}
+// The scalar activation: the runtime's definition.
+using mtlite::kernels::ref::activate;
 
 // The derivative of the activation, from its output y: dz = dy * f'(z).
 inline float activation_grad(Activation a, float y, float dy) noexcept {
@@ -311,13 +305,7 @@ inline void softmax_rows(std::size_t rows, std::size_t n, float* x, std::size_t 
     const std::size_t nb = std::min(block, rows - r0);
     if (n > kTmp) {
       // A gate this wide is one row at a time, in place.
-      float* xr = x + r0 * ld;
-      float m = xr[0];
-      for (std::size_t i = 1; i < n; ++i) m = xr[i] > m ? xr[i] : m;
-      float s = 0.0f;
-      for (std::size_t i = 0; i < n; ++i) s += (xr[i] = std::exp(xr[i] - m));
-      const float inv = 1.0f / s;
-      for (std::size_t i = 0; i < n; ++i) xr[i] *= inv;
+      mtlite::kernels::ref::softmax(x + r0 * ld, n);
       continue;
     }
     for (std::size_t r = 0; r < nb; ++r) {
