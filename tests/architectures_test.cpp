@@ -27,7 +27,13 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
+
 namespace {
+
+using mtlite_test::BatchData;
+using mtlite_test::Example;
+using mtlite_test::Random;
 
 using mtlite::Activation;
 using mtlite::Architecture;
@@ -53,66 +59,8 @@ bool close(double got, double want, double floor = kFloor) {
 
 // ---- inputs ---------------------------------------------------------------------------------
 
-struct Example {
-  std::vector<float> dense;                     // one per dense feature, in spec order
-  std::vector<std::int64_t> ids;                // one per categorical feature
-  std::vector<std::vector<std::int64_t>> bags;  // one per multi-hot feature
-};
 
-// Rows [begin, begin + count) of `examples` in the layout Session::predict reads.
-class BatchData {
- public:
-  BatchData(const std::vector<Example>& examples, std::size_t begin, std::size_t count)
-      : rows_(count) {
-    const std::size_t n_bags = examples.empty() ? 0 : examples[0].bags.size();
-    bag_ids_.resize(n_bags);
-    offsets_.assign(n_bags, std::vector<std::uint32_t>{0});
-    for (std::size_t r = begin; r < begin + count; ++r) {
-      const Example& e = examples[r];
-      dense_.insert(dense_.end(), e.dense.begin(), e.dense.end());
-      ids_.insert(ids_.end(), e.ids.begin(), e.ids.end());
-      for (std::size_t b = 0; b < n_bags; ++b) {
-        bag_ids_[b].insert(bag_ids_[b].end(), e.bags[b].begin(), e.bags[b].end());
-        offsets_[b].push_back(static_cast<std::uint32_t>(bag_ids_[b].size()));
-      }
-    }
-    for (std::size_t b = 0; b < n_bags; ++b)
-      bags_.push_back(
-          {{bag_ids_[b].data(), bag_ids_[b].size()}, {offsets_[b].data(), offsets_[b].size()}});
-  }
-  BatchData(const BatchData&) = delete;
-  BatchData& operator=(const BatchData&) = delete;
 
-  mtlite::Batch batch() const {
-    mtlite::Batch b;
-    b.rows = rows_;
-    b.dense = {dense_.data(), dense_.size()};
-    b.ids = {ids_.data(), ids_.size()};
-    b.bags = {bags_.data(), bags_.size()};
-    return b;
-  }
-
- private:
-  std::size_t rows_;
-  std::vector<float> dense_;
-  std::vector<std::int64_t> ids_;
-  std::vector<std::vector<std::int64_t>> bag_ids_;
-  std::vector<std::vector<std::uint32_t>> offsets_;
-  std::vector<mtlite::Bag> bags_;
-};
-
-class Random {
- public:
-  explicit Random(std::uint64_t seed) : g_(seed) {}
-  double uniform(double lo, double hi) {
-    return lo + (hi - lo) * static_cast<double>(g_() >> 11) * (1.0 / 9007199254740992.0);
-  }
-  std::uint64_t below(std::uint64_t n) { return g_() % n; }
-  std::uint64_t bits() { return g_(); }
-
- private:
-  std::mt19937_64 g_;
-};
 
 // An id for a vocabulary feature of `size` entries: mostly valid, sometimes negative, just out
 // of range, or extreme.
@@ -182,20 +130,7 @@ std::uint64_t fmix64(std::uint64_t u) {
   return u;
 }
 
-double activate(Activation a, double v) {
-  switch (a) {
-    case Activation::identity:
-      return v;
-    case Activation::relu:
-      return v > 0.0 ? v : 0.0;
-    case Activation::sigmoid:
-      return 1.0 / (1.0 + std::exp(-v));
-    case Activation::tanh:
-      return std::tanh(v);
-  }
-  FAIL("unknown activation");
-  return 0.0;
-}
+double activate(Activation a, double v) { return mtlite_test::act_exact(a, v); }
 
 struct Reference {
   Reference(const Spec& s, const Weights& weights) : spec(s), w(weights) {}

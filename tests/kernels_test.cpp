@@ -38,7 +38,12 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
+
 namespace {
+
+using mtlite_test::act_exact;
+using mtlite_test::random_vector;
 
 using mtlite::Activation;
 using mtlite::Rng;
@@ -71,21 +76,7 @@ bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-std::vector<float> random_vector(Rng& rng, std::size_t n, float lo, float hi) {
-  std::vector<float> v(n);
-  for (float& f : v) f = rng.uniform(lo, hi);
-  return v;
-}
 
-double act_exact(Activation a, double v) {
-  switch (a) {
-    case Activation::identity: return v;
-    case Activation::relu: return v > 0.0 ? v : 0.0;
-    case Activation::sigmoid: return 1.0 / (1.0 + std::exp(-v));
-    case Activation::tanh: return std::tanh(v);
-  }
-  return v;
-}
 
 // Collects the first few mismatches of one comparison; one doctest assertion per comparison
 // keeps the assertion count (and the runtime) reasonable.

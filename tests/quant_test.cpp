@@ -52,7 +52,12 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
+
 namespace {
+
+using mtlite_test::act_exact;
+using mtlite_test::random_vector;
 
 using mtlite::Activation;
 using mtlite::Rng;
@@ -96,21 +101,7 @@ std::size_t rows_q_stride(std::size_t dim, unsigned bits) {
       mtlite::format::rows_q_stride(bits == 4 ? mtlite::format::DType::u4 : mtlite::format::DType::u8, dim));
 }
 
-std::vector<float> random_vector(Rng& rng, std::size_t n, float lo, float hi) {
-  std::vector<float> v(n);
-  for (float& f : v) f = rng.uniform(lo, hi);
-  return v;
-}
 
-double act_exact(Activation a, double v) {
-  switch (a) {
-    case Activation::identity: return v;
-    case Activation::relu: return v > 0.0 ? v : 0.0;
-    case Activation::sigmoid: return 1.0 / (1.0 + std::exp(-v));
-    case Activation::tanh: return std::tanh(v);
-  }
-  return v;
-}
 double act_tol(Activation a, double y) {
   return (a == Activation::identity || a == Activation::relu) ? 0.0 : 4.0 * kEps * std::fabs(y) + FLT_MIN;
 }

@@ -21,11 +21,18 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
+
 #if defined(__linux__)
 #include <dirent.h>
 #endif
 
 namespace {
+
+using mtlite_test::act_exact;
+using mtlite_test::BatchData;
+using mtlite_test::Example;
+using mtlite_test::Random;
 
 using mtlite::Activation;
 using mtlite::Architecture;
@@ -48,65 +55,8 @@ using mtlite::train::TrainOptions;
 
 // ---- data -----------------------------------------------------------------------------------
 
-struct Example {
-  std::vector<float> dense;
-  std::vector<std::int64_t> ids;
-  std::vector<std::vector<std::int64_t>> bags;
-};
 
-class BatchData {
- public:
-  explicit BatchData(const std::vector<Example>& ex) : BatchData(ex, 0, ex.size()) {}
-  BatchData(const std::vector<Example>& ex, std::size_t begin, std::size_t count) : rows_(count) {
-    const std::size_t n_bags = ex.empty() ? 0 : ex[0].bags.size();
-    bag_ids_.resize(n_bags);
-    offsets_.assign(n_bags, std::vector<std::uint32_t>{0});
-    for (std::size_t r = begin; r < begin + count; ++r) {
-      const Example& e = ex[r];
-      dense_.insert(dense_.end(), e.dense.begin(), e.dense.end());
-      ids_.insert(ids_.end(), e.ids.begin(), e.ids.end());
-      for (std::size_t b = 0; b < n_bags; ++b) {
-        bag_ids_[b].insert(bag_ids_[b].end(), e.bags[b].begin(), e.bags[b].end());
-        offsets_[b].push_back(static_cast<std::uint32_t>(bag_ids_[b].size()));
-      }
-    }
-    for (std::size_t b = 0; b < n_bags; ++b)
-      bags_.push_back({{bag_ids_[b].data(), bag_ids_[b].size()}, {offsets_[b].data(), offsets_[b].size()}});
-  }
-  BatchData(const BatchData&) = delete;
-  BatchData& operator=(const BatchData&) = delete;
 
-  mtlite::Batch batch() const {
-    mtlite::Batch b;
-    b.rows = rows_;
-    b.dense = {dense_.data(), dense_.size()};
-    b.ids = {ids_.data(), ids_.size()};
-    b.bags = {bags_.data(), bags_.size()};
-    return b;
-  }
-
- private:
-  std::size_t rows_;
-  std::vector<float> dense_;
-  std::vector<std::int64_t> ids_;
-  std::vector<std::vector<std::int64_t>> bag_ids_;
-  std::vector<std::vector<std::uint32_t>> offsets_;
-  std::vector<mtlite::Bag> bags_;
-};
-
-class Random {
- public:
-  explicit Random(std::uint64_t seed) : g_(seed) {}
-  double uniform(double lo, double hi) {
-    return lo + (hi - lo) * static_cast<double>(g_() >> 11) * (1.0 / 9007199254740992.0);
-  }
-  std::uint64_t below(std::uint64_t n) { return g_() % n; }
-  std::uint64_t bits() { return g_(); }
-  double normal() { return std::normal_distribution<double>(0.0, 1.0)(g_); }
-
- private:
-  std::mt19937_64 g_;
-};
 
 // Mostly valid ids, sometimes negative or out of range (the OOV row).
 std::int64_t vocabulary_id(Random& rng, std::uint64_t size) {
@@ -186,15 +136,6 @@ DMap to_double(const Weights& w) {
   return d;
 }
 
-double act(Activation a, double v) {
-  switch (a) {
-    case Activation::identity: return v;
-    case Activation::relu: return v > 0.0 ? v : 0.0;
-    case Activation::sigmoid: return 1.0 / (1.0 + std::exp(-v));
-    case Activation::tanh: return std::tanh(v);
-  }
-  return v;
-}
 
 double log_sigmoid(double x) { return x >= 0 ? -std::log1p(std::exp(-x)) : x - std::log1p(std::exp(x)); }
 
@@ -217,7 +158,7 @@ struct Reference {
     for (std::size_t o = 0; o < out; ++o) {
       double s = B[o];
       for (std::size_t i = 0; i < in; ++i) s += W[o * in + i] * x[i];
-      y[o] = act(a, s);
+      y[o] = act_exact(a, s);
     }
     return y;
   }
@@ -649,9 +590,9 @@ TEST_CASE("train kernels: softmax and activation derivatives") {
     K::activate_rows(a, 1, n, y.data(), n);
     K::activation_grad_rows(a, 1, n, y.data(), n, dy.data(), n);
     for (std::size_t i = 0; i < n; ++i) {
-      const double h = 1e-4, fd = (act(a, z[i] + h) - act(a, z[i] - h)) / (2 * h);
+      const double h = 1e-4, fd = (act_exact(a, z[i] + h) - act_exact(a, z[i] - h)) / (2 * h);
       INFO(mtlite::to_string(a) << " z=" << z[i]);
-      CHECK(y[i] == doctest::Approx(act(a, z[i])).epsilon(1e-5));
+      CHECK(y[i] == doctest::Approx(act_exact(a, z[i])).epsilon(1e-5));
       CHECK(dy[i] == doctest::Approx(fd).epsilon(1e-3));
     }
   }

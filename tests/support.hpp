@@ -1,0 +1,94 @@
+// What several suites build their cases from: rows of examples and the Batch that reads them,
+// a seeded generator for test data, and activations computed in double (the plain definition
+// the kernels and the trainer are checked against).
+#pragma once
+
+#include <mtlite/input.hpp>
+#include <mtlite/random.hpp>
+#include <mtlite/spec.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace mtlite_test {
+
+struct Example {
+  std::vector<float> dense;                     // one per dense feature, in spec order
+  std::vector<std::int64_t> ids;                // one per categorical feature
+  std::vector<std::vector<std::int64_t>> bags;  // one per multi-hot feature
+};
+
+// Rows [begin, begin + count) of `examples` in the layout predict and Trainer::step read.
+class BatchData {
+ public:
+  explicit BatchData(const std::vector<Example>& examples) : BatchData(examples, 0, examples.size()) {}
+  BatchData(const std::vector<Example>& examples, std::size_t begin, std::size_t count) : rows_(count) {
+    const std::size_t n_bags = examples.empty() ? 0 : examples[0].bags.size();
+    bag_ids_.resize(n_bags);
+    offsets_.assign(n_bags, std::vector<std::uint32_t>{0});
+    for (std::size_t r = begin; r < begin + count; ++r) {
+      const Example& e = examples[r];
+      dense_.insert(dense_.end(), e.dense.begin(), e.dense.end());
+      ids_.insert(ids_.end(), e.ids.begin(), e.ids.end());
+      for (std::size_t b = 0; b < n_bags; ++b) {
+        bag_ids_[b].insert(bag_ids_[b].end(), e.bags[b].begin(), e.bags[b].end());
+        offsets_[b].push_back(static_cast<std::uint32_t>(bag_ids_[b].size()));
+      }
+    }
+    for (std::size_t b = 0; b < n_bags; ++b)
+      bags_.push_back({{bag_ids_[b].data(), bag_ids_[b].size()}, {offsets_[b].data(), offsets_[b].size()}});
+  }
+  BatchData(const BatchData&) = delete;
+  BatchData& operator=(const BatchData&) = delete;
+
+  mtlite::Batch batch() const {
+    mtlite::Batch b;
+    b.rows = rows_;
+    b.dense = {dense_.data(), dense_.size()};
+    b.ids = {ids_.data(), ids_.size()};
+    b.bags = {bags_.data(), bags_.size()};
+    return b;
+  }
+
+ private:
+  std::size_t rows_;
+  std::vector<float> dense_;
+  std::vector<std::int64_t> ids_;
+  std::vector<std::vector<std::int64_t>> bag_ids_;
+  std::vector<std::vector<std::uint32_t>> offsets_;
+  std::vector<mtlite::Bag> bags_;
+};
+
+class Random {
+ public:
+  explicit Random(std::uint64_t seed) : g_(seed) {}
+  double uniform(double lo, double hi) {
+    return lo + (hi - lo) * static_cast<double>(g_() >> 11) * (1.0 / 9007199254740992.0);
+  }
+  std::uint64_t below(std::uint64_t n) { return g_() % n; }
+  std::uint64_t bits() { return g_(); }
+  double normal() { return std::normal_distribution<double>(0.0, 1.0)(g_); }
+
+ private:
+  std::mt19937_64 g_;
+};
+
+inline double act_exact(mtlite::Activation a, double v) {
+  switch (a) {
+    case mtlite::Activation::identity: return v;
+    case mtlite::Activation::relu: return v > 0.0 ? v : 0.0;
+    case mtlite::Activation::sigmoid: return 1.0 / (1.0 + std::exp(-v));
+    case mtlite::Activation::tanh: return std::tanh(v);
+  }
+  return v;
+}
+
+inline std::vector<float> random_vector(mtlite::Rng& rng, std::size_t n, float lo, float hi) {
+  std::vector<float> v(n);
+  for (float& f : v) f = rng.uniform(lo, hi);
+  return v;
+}
+
+}  // namespace mtlite_test
