@@ -52,7 +52,7 @@ const char* const kUsage =
     "  --patience N        stop after N epochs without a better validation metric (default 3; 0: never)\n"
     "  --metric OUTPUT     the output whose validation metric selects the best epoch (default: the\n"
     "                      first main task)\n"
-    "  --seed S            initial weights and shuffling (default 1)\n"
+    "  --seed S            initial weights and shuffling (default 0)\n"
     "  --threads N         worker threads (default 1); a seed and thread count give one result\n"
     "  --affinity          measure inter-task affinity (TAG) and print the best task groupings\n"
     "  --affinity-every N  measure it every N steps (default 10)\n"
