@@ -3,13 +3,20 @@
 // the kernels and the trainer are checked against).
 #pragma once
 
+#include <mtlite/error.hpp>
+#include <mtlite/format/json.hpp>
 #include <mtlite/input.hpp>
 #include <mtlite/random.hpp>
 #include <mtlite/spec.hpp>
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <fstream>
 #include <random>
+#include <sstream>
+#include <string>
+#include <system_error>
 #include <vector>
 
 namespace mtlite_test {
@@ -89,6 +96,24 @@ inline std::vector<float> random_vector(mtlite::Rng& rng, std::size_t n, float l
   std::vector<float> v(n);
   for (float& f : v) f = rng.uniform(lo, hi);
   return v;
+}
+
+// The parity drivers' file and id reading (the Python side writes ids as decimal strings:
+// JSON numbers cannot hold every int64).
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw mtlite::Error("cannot open " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+inline std::int64_t parse_id(const mtlite::Json& v) {
+  const std::string& s = v.as_string();
+  std::int64_t id = 0;
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), id);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size()) throw mtlite::Error("bad id '" + s + "'");
+  return id;
 }
 
 }  // namespace mtlite_test

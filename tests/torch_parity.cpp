@@ -28,28 +28,16 @@
 #include <system_error>
 #include <vector>
 
+#include "support.hpp"
+
 namespace {
 
 using mtlite::Error;
 using mtlite::Json;
+using mtlite_test::parse_id;
+using mtlite_test::read_text;
 
 // ---- inputs and outputs ---------------------------------------------------------------------
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open " + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::int64_t parse_id(const Json& v) {
-  const std::string& s = v.as_string();
-  std::int64_t id = 0;
-  const auto r = std::from_chars(s.data(), s.data() + s.size(), id);
-  if (r.ec != std::errc() || r.ptr != s.data() + s.size()) throw Error("bad id '" + s + "'");
-  return id;
-}
 
 int run(int argc, char** argv) {
   if (argc != 4) {

@@ -34,10 +34,11 @@ int cmd_eval(int argc, char** argv) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string path = args.positional[0];
   const mtlite::Model model = mtlite::Model::load(path);
-  const mtlite::data::Dataset data = cli::load_rows(model, path, args.get("data"), cli::read_options(args));
+  const mtlite::data::DataBinding binding = cli::binding_of(model, path);
+  const mtlite::data::Dataset data = mtlite::data::load(args.get("data"), binding, model.spec(), cli::read_options(args));
   if (data.rows == 0) throw mtlite::Error("--data: '" + args.get("data") + "' has no rows");
   const std::vector<cli::OutputMetrics> metrics =
-      cli::evaluate(model.spec(), cli::score_dataset(model, data), data, cli::binding_of(model, path).group.has_value());
+      cli::evaluate(model.spec(), cli::score_dataset(model, data), data, binding.group.has_value());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   if (args.has("json")) {

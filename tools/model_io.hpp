@@ -103,12 +103,6 @@ inline mtlite::data::ReadOptions read_options(const Args& args) {
   return read;
 }
 
-// The rows of a data file, read with the binding `model` (from `model_path`) carries.
-inline mtlite::data::Dataset load_rows(const mtlite::Model& model, const std::string& model_path,
-                                       const std::string& data_path, const mtlite::data::ReadOptions& read) {
-  return mtlite::data::load(data_path, binding_of(model, model_path), model.spec(), read);
-}
-
 // Every output's score for every row: scores[output][row].
 inline std::vector<std::vector<float>> score_dataset(const mtlite::Model& model, const mtlite::data::Dataset& data) {
   constexpr std::size_t kBatch = 256;

@@ -34,9 +34,10 @@ int cmd_predict(int argc, char** argv) {
   }
   const std::string path = args.positional[0], out_path = args.get("out");
   const mtlite::Model model = mtlite::Model::load(path);
-  const mtlite::data::Dataset data = cli::load_rows(model, path, args.get("data"), cli::read_options(args));
+  const mtlite::data::DataBinding binding = cli::binding_of(model, path);
+  const mtlite::data::Dataset data = mtlite::data::load(args.get("data"), binding, model.spec(), cli::read_options(args));
   const std::vector<std::vector<float>> scores = cli::score_dataset(model, data);
-  const bool grouped = cli::binding_of(model, path).group.has_value();
+  const bool grouped = binding.group.has_value();
 
   cli::AtomicOutput out(out_path);
   std::string text;
