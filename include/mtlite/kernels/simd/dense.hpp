@@ -102,9 +102,28 @@ constexpr std::array<std::array<TileFn<Weights>, MRMax>, sizeof...(P)> tile_tabl
   return {tiles_for_np<Weights, P + 1>(std::make_index_sequence<MRMax>{})...};
 }
 
-// The traversal of every weight type: row tiles for one example; otherwise panel groups, and
-// in each group the row blocks. Groups hold panels / groups panels, one more for the first
-// panels % groups of them; row blocks alike.
+// Calls tile(r, mr, p, np) for the tiles of m rows x `panels` panels: panel groups outside, so
+// that a group's weights stay in cache while every row block passes, row blocks inside. Both are
+// cut into near-equal blocks of at most max_rows / max_panels: block i of `blocks` holds
+// total / blocks, one more for i < total % blocks.
+template <class Tile>
+MTLITE_ALWAYS_INLINE void for_each_tile(std::size_t m, std::size_t max_rows, std::size_t panels,
+                                        std::size_t max_panels, const Tile& tile) noexcept {
+  const std::size_t groups = (panels + max_panels - 1) / max_panels;
+  const std::size_t blocks = (m + max_rows - 1) / max_rows;
+  for (std::size_t g = 0, p = 0; g < groups; ++g) {
+    const std::size_t np = panels / groups + (g < panels % groups ? 1 : 0);
+    for (std::size_t b = 0, r = 0; b < blocks; ++b) {
+      const std::size_t mr = m / blocks + (b < m % blocks ? 1 : 0);
+      tile(r, mr, p, np);
+      r += mr;
+    }
+    p += np;
+  }
+}
+
+// The dense layer for every float-like weight type: row tiles for one example, batch tiles
+// otherwise.
 template <class Weights>
 void dense_panels(std::size_t m, const float* x, std::size_t ldx, const DenseView& L,
                   const typename Weights::type* w, std::size_t panel_stride, float* y,
@@ -113,27 +132,13 @@ void dense_panels(std::size_t m, const float* x, std::size_t ldx, const DenseVie
   static constexpr auto batch_tiles =
       tile_table<Weights, kBatchRows>(std::make_index_sequence<kBatchPanels>{});
   const std::size_t panels = panel_count(L.n);
-  if (m == 1) {
-    for (std::size_t p = 0; p < panels; p += kRowPanels) {
-      const std::size_t np = panels - p < kRowPanels ? panels - p : kRowPanels;
-      row_tiles[np - 1][0](L.k, panel_stride, x, ldx, w + p * panel_stride, L.bias + p * kPanel,
-                           L.act + p, L.n - p * kPanel, y + p * kPanel, ldy);
-    }
-    return;
-  }
-  const std::size_t groups = (panels + kBatchPanels - 1) / kBatchPanels;
-  const std::size_t blocks = (m + kBatchRows - 1) / kBatchRows;
-  for (std::size_t g = 0, p = 0; g < groups; ++g) {
-    const std::size_t np = panels / groups + (g < panels % groups ? 1 : 0);
-    for (std::size_t b = 0, r = 0; b < blocks; ++b) {
-      const std::size_t mr = m / blocks + (b < m % blocks ? 1 : 0);
-      batch_tiles[np - 1][mr - 1](L.k, panel_stride, x + r * ldx, ldx, w + p * panel_stride,
-                                  L.bias + p * kPanel, L.act + p, L.n - p * kPanel,
-                                  y + r * ldy + p * kPanel, ldy);
-      r += mr;
-    }
-    p += np;
-  }
+  const bool one_row = m == 1;
+  for_each_tile(m, one_row ? 1 : kBatchRows, panels, one_row ? kRowPanels : kBatchPanels,
+                [&](std::size_t r, std::size_t mr, std::size_t p, std::size_t np) {
+                  (one_row ? row_tiles[np - 1][0] : batch_tiles[np - 1][mr - 1])(
+                      L.k, panel_stride, x + r * ldx, ldx, w + p * panel_stride, L.bias + p * kPanel,
+                      L.act + p, L.n - p * kPanel, y + r * ldy + p * kPanel, ldy);
+                });
 }
 
 }  // namespace detail

@@ -32,6 +32,7 @@
 
 #include "../ref/dense_i8.hpp"
 #include "activation.hpp"
+#include "dense.hpp"
 #include "intrinsics.hpp"
 
 namespace mtlite::kernels::simd {
@@ -494,22 +495,13 @@ inline void dense_i8(std::size_t m, const float* x, std::size_t ldx, const Dense
   const std::size_t panels = panel_count(L.n);
   const std::size_t G = panel_rows(WeightType::i8, L.k);
   const std::size_t pstride = G * kPanel * 4;
-  if (m == 1) {
-    for (std::size_t p = 0; p < panels; p += kI8RowPanels) {
-      const std::size_t np = panels - p < kI8RowPanels ? panels - p : kI8RowPanels;
-      kI8RowTiles[np - 1][0](G, q.codes, q.ld, L.i8() + p * pstride, pstride, q.scale, q.zp, L, p * kPanel,
-                             L.n - p * kPanel, y + p * kPanel, ldy);
-    }
-    return;
-  }
-  for (std::size_t p = 0; p < panels; p += kI8BatchPanels) {
-    const std::size_t np = panels - p < kI8BatchPanels ? panels - p : kI8BatchPanels;
-    for (std::size_t r = 0; r < m; r += kI8BatchRows) {
-      const std::size_t mr = m - r < kI8BatchRows ? m - r : kI8BatchRows;
-      kI8BatchTiles[np - 1][mr - 1](G, q.codes + r * q.ld, q.ld, L.i8() + p * pstride, pstride, q.scale + r,
-                                    q.zp + r, L, p * kPanel, L.n - p * kPanel, y + r * ldy + p * kPanel, ldy);
-    }
-  }
+  const bool one_row = m == 1;
+  detail::for_each_tile(m, one_row ? 1 : kI8BatchRows, panels, one_row ? kI8RowPanels : kI8BatchPanels,
+                [&](std::size_t r, std::size_t mr, std::size_t p, std::size_t np) {
+                  (one_row ? kI8RowTiles[np - 1][0] : kI8BatchTiles[np - 1][mr - 1])(
+                      G, q.codes + r * q.ld, q.ld, L.i8() + p * pstride, pstride, q.scale + r, q.zp + r, L,
+                      p * kPanel, L.n - p * kPanel, y + r * ldy + p * kPanel, ldy);
+                });
 #else
   ref::dense_i8(m, x, ldx, L, y, ldy, scratch);
 #endif
