@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# mtlite the two ways other projects take it, each building and running main.cpp:
+#   1. a Meson subproject: subprojects/mtlite and dependency('mtlite') (meson.override_dependency);
+#   2. installed: `meson install` of this build into a temporary root, then the compiler with
+#      `pkg-config --cflags mtlite` only.
+# Both programs must print the same score (to 1e-5: one build may be scalar, the other SIMD).
+#   tests/consumer/run.sh MESON CXX SOURCE_ROOT BUILD_ROOT
+set -euo pipefail
+meson=$1 cxx=$2 src=$(realpath "$3") build=$(realpath "$4")
+here=$(realpath "$(dirname "$0")")
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+mkdir -p "$dir/sub/subprojects"
+cp "$here/main.cpp" "$dir/sub/"
+cp "$here/meson.build.in" "$dir/sub/meson.build"
+ln -s "$src" "$dir/sub/subprojects/mtlite"
+"$meson" setup "$dir/sub/build" "$dir/sub" > "$dir/setup.log" 2>&1 || { cat "$dir/setup.log"; exit 1; }
+"$meson" compile -C "$dir/sub/build" > "$dir/compile.log" 2>&1 || { cat "$dir/compile.log"; exit 1; }
+from_subproject=$("$dir/sub/build/consumer")
+echo "subproject: $from_subproject"
+
+"$meson" install -C "$build" --no-rebuild --destdir "$dir/root" > "$dir/install.log" 2>&1 ||
+  { cat "$dir/install.log"; exit 1; }
+pc=$(dirname "$(find "$dir/root" -name mtlite.pc | head -1)")
+[ -f "$pc/mtlite.pc" ] || { echo "meson install wrote no mtlite.pc"; exit 1; }
+cflags=$(PKG_CONFIG_PATH="$pc" PKG_CONFIG_SYSROOT_DIR="$dir/root" pkg-config --cflags mtlite)
+# shellcheck disable=SC2086  # cflags is a list of flags
+"$cxx" $cflags -O1 "$here/main.cpp" -o "$dir/installed"
+from_install=$("$dir/installed")
+echo "installed:  $from_install  (pkg-config --cflags: $cflags)"
+
+case $from_subproject in click\ 0.*) ;; *) echo "FAIL: not a click probability"; exit 1 ;; esac
+awk -v a="${from_subproject#click }" -v b="${from_install#click }" 'BEGIN { d = a - b; exit !(d < 1e-5 && d > -1e-5) }' ||
+  { echo "FAIL: the two builds disagree"; exit 1; }
+echo "ok"
