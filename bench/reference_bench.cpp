@@ -1,13 +1,16 @@
 // The reference model of PERFORMANCE.md at batch 1, 16 and 256, one thread: mtlite with f32,
 // f16 and int8 dense weights and, in the same run, the hand-written Eigen peer (when Eigen is
-// installed). The f16 and int8 models are the f32 model's weights through mtlite::convert with
-// the converter's defaults (int8: gates and tower heads kept in floating point), as
-// `mtlite convert --dtype f16|int8` writes them. Compare the lines of one run; absolute times
-// drift between runs on shared machines. After the usual output the console reporter prints a
-// table of the medians (microseconds per batch) and the speed-ups over f32 of the same run.
+// installed) and fma_peak: the model's multiply-adds at this core's FMA throughput, the floor for
+// f32 (not in the scalar build). The f16 and int8 models are the f32 model's weights through
+// mtlite::convert with the converter's defaults (int8: gates and tower heads kept in floating
+// point), as `mtlite convert --dtype f16|int8` writes them. Compare the lines of one run;
+// absolute times drift between runs on shared machines. After the usual output the console
+// reporter prints a table of the medians (microseconds per batch) and the speed-ups over f32 of
+// the same run.
 #include <benchmark/benchmark.h>
 
 #include <mtlite/convert.hpp>
+#include <mtlite/kernels/kernels.hpp>
 #include <mtlite/mtlite.hpp>
 
 #include <algorithm>
@@ -16,6 +19,7 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #if MTLITE_BENCH_EIGEN
@@ -94,6 +98,35 @@ BENCHMARK(BM_reference_mtlite_f32)->Arg(1)->Arg(16)->Arg(256);
 BENCHMARK(BM_reference_mtlite_f16)->Arg(1)->Arg(16)->Arg(256);
 BENCHMARK(BM_reference_mtlite_i8)->Arg(1)->Arg(16)->Arg(256);
 
+#if !defined(MTLITE_NO_SIMD)
+// The f32 floor: the reference model's multiply-adds done as fused multiply-adds on full vectors
+// in 12 independent chains (enough to cover FMA latency x throughput on current x86 and ARM
+// cores), with nothing loaded or stored. mtlite f32's time over this one is 1 / its efficiency.
+void BM_reference_fma_peak(benchmark::State& state) {
+  using mtlite::kernels::simd::vfloat;
+  constexpr std::size_t kChains = 12;
+  const auto rows = static_cast<std::size_t>(state.range(0));
+  const auto steps = static_cast<std::size_t>(mtlite::reference_flops_per_example() * static_cast<double>(rows) /
+                                              (2.0 * vfloat::size * kChains));
+  float a = 0.999999f, b = 1e-3f;  // acc = acc * a + b stays finite and normal
+  benchmark::DoNotOptimize(a);
+  benchmark::DoNotOptimize(b);
+  const vfloat va(a), vb(b);
+  for (auto _ : state) {
+    vfloat acc[kChains];
+    for (std::size_t c = 0; c < kChains; ++c) acc[c] = vfloat(static_cast<float>(c));
+    for (std::size_t i = 0; i < steps; ++i)
+      MTLITE_UNROLL
+      for (std::size_t c = 0; c < kChains; ++c) acc[c] = xsimd::fma(acc[c], va, vb);
+    vfloat sum = acc[0];
+    for (std::size_t c = 1; c < kChains; ++c) sum += acc[c];
+    benchmark::DoNotOptimize(sum);
+  }
+  report(state, rows);
+}
+BENCHMARK(BM_reference_fma_peak)->Arg(1)->Arg(16)->Arg(256);
+#endif
+
 #if MTLITE_BENCH_EIGEN
 void BM_reference_eigen_f32(benchmark::State& state) {
   const auto rows = static_cast<Eigen::Index>(state.range(0));
@@ -115,6 +148,9 @@ BENCHMARK(BM_reference_eigen_f32)->Arg(1)->Arg(16)->Arg(256);
 // mtlite f32 at the same batch (f32 time / case time: 3.0 = three times as fast).
 class TableReporter : public benchmark::ConsoleReporter {
  public:
+  // Colours on a terminal only, as the library's own console reporter does.
+  TableReporter() : ConsoleReporter(isatty(fileno(stdout)) ? OO_Defaults : OO_Tabular) {}
+
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& r : runs) {

@@ -158,6 +158,37 @@ TEST_CASE("round trip: F32 tensors of several shapes, metadata, padding") {
   CHECK(f.metadata.at("producer") == "test");
 }
 
+TEST_CASE("safetensors_bytes: the reader gets back every bit, in the order given; header padded") {
+  mtlite::Weights w;
+  w["b.weight"] = {{2, 3}, {1.0f, -2.5f, 3.25f, 0.0f, -0.0f, std::numeric_limits<float>::denorm_min()}};
+  w["a \"quoted\" name"] = {{1}, {-std::numeric_limits<float>::infinity()}};
+  w["unlisted"] = {{1}, {7.0f}};
+  w["scalar"] = {{}, {42.0f}};
+  const std::vector<std::string> names = {"b.weight", "scalar", "a \"quoted\" name"};
+  const std::vector<unsigned char> file = mtlite::safetensors_bytes(w, names);
+  std::uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = n << 8 | file[static_cast<std::size_t>(i)];
+  CHECK(n % 8 == 0);
+  CHECK(file.size() == 8 + n + 4 * (6 + 1 + 1));
+  // The data follows the header in the order of `names`: b.weight's six floats first.
+  float first;
+  std::memcpy(&first, file.data() + 8 + n, 4);
+  CHECK(first == 1.0f);
+  const mtlite::Weights back = mtlite::read_safetensors(file.data(), file.size());
+  REQUIRE(back.size() == 3);
+  CHECK(back.count("unlisted") == 0);
+  for (const std::string& name : names) {
+    const mtlite::Tensor& got = back.at(name);
+    const mtlite::Tensor& want = w.at(name);
+    CHECK(got.shape == want.shape);
+    REQUIRE(got.data.size() == want.data.size());
+    CHECK(std::memcmp(got.data.data(), want.data.data(), 4 * want.data.size()) == 0);  // -0 too
+  }
+  CHECK_THROWS_WITH_AS(mtlite::safetensors_bytes(w, {"missing"}), doctest::Contains("missing"), mtlite::Error);
+  const std::vector<unsigned char> none = mtlite::safetensors_bytes(w, {});
+  CHECK(mtlite::read_safetensors(none.data(), none.size()).empty());
+}
+
 TEST_CASE("valid edge cases: no tensors, tensors in any header order, unpadded header") {
   CHECK(parse(raw_file("{}", "")).empty());
   CHECK(parse(raw_file("  {\"__metadata__\":{}}  ", "")).empty());

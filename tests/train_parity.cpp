@@ -85,37 +85,13 @@ struct OwnedBatch {
   }
 };
 
-// A minimal safetensors writer: F32 tensors in the given order, header padded to 8 bytes.
+// The trained weights in the parameter order of the spec.
 void write_safetensors(const std::string& path, const mtlite::Spec& spec, const mtlite::Weights& w) {
-  std::string header = "{";
-  std::uint64_t offset = 0;
-  std::vector<const mtlite::Tensor*> order;
-  for (const mtlite::ParamInfo& p : mtlite::parameters(spec)) {
-    const mtlite::Tensor& t = w.at(p.name);
-    std::string shape;
-    for (std::size_t i = 0; i < t.shape.size(); ++i) shape += (i ? "," : "") + std::to_string(t.shape[i]);
-    const std::uint64_t bytes = t.data.size() * sizeof(float);
-    header += (order.empty() ? "" : ",") + Json(p.name).dump() + ":{\"dtype\":\"F32\",\"shape\":[" + shape +
-              "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + bytes) + "]}";
-    offset += bytes;
-    order.push_back(&t);
-  }
-  header += "}";
-  while (header.size() % 8) header += ' ';
+  std::vector<std::string> names;
+  for (const mtlite::ParamInfo& p : mtlite::parameters(spec)) names.push_back(p.name);
+  const std::vector<unsigned char> bytes = mtlite::safetensors_bytes(w, names);
   std::ofstream out(path, std::ios::binary);
-  unsigned char len[8];
-  std::uint64_t n = header.size();
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
-  out.write(reinterpret_cast<const char*>(len), 8);
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  for (const mtlite::Tensor* t : order)
-    for (float v : t->data) {  // little-endian, byte by byte
-      std::uint32_t u;
-      std::memcpy(&u, &v, 4);
-      const unsigned char b[4] = {static_cast<unsigned char>(u), static_cast<unsigned char>(u >> 8),
-                                  static_cast<unsigned char>(u >> 16), static_cast<unsigned char>(u >> 24)};
-      out.write(reinterpret_cast<const char*>(b), 4);
-    }
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   if (!out) throw Error("cannot write " + path);
 }
 

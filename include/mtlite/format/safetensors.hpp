@@ -355,6 +355,40 @@ inline SafetensorsFile parse_safetensors_file(const std::string& path) {
 
 inline Weights read_safetensors(const std::string& path) { return parse_safetensors_file(path).tensors; }
 
+// The bytes of a .safetensors file holding `names` of `weights` as F32 tensors, in that order,
+// the header padded with spaces to a multiple of 8 bytes (so that the data is aligned), no
+// metadata. A name that `weights` does not hold is an error.
+inline std::vector<unsigned char> safetensors_bytes(const Weights& weights, const std::vector<std::string>& names) {
+  std::string header = "{";
+  std::uint64_t offset = 0;
+  for (const std::string& name : names) {
+    const auto it = weights.find(name);
+    if (it == weights.end()) throw Error("safetensors: no tensor " + internal::safetensors::quote(name) + " to write");
+    std::string shape;
+    for (std::uint64_t d : it->second.shape) shape += (shape.empty() ? "" : ",") + std::to_string(d);
+    const std::uint64_t bytes = it->second.data.size() * sizeof(float);
+    header += (header.size() > 1 ? "," : "") + Json(name).dump() + ":{\"dtype\":\"F32\",\"shape\":[" +
+              shape + "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + bytes) + "]}";
+    offset += bytes;
+  }
+  header += "}";
+  header.append((8 - header.size() % 8) % 8, ' ');
+  std::vector<unsigned char> out;
+  out.reserve(8 + header.size() + offset);
+  auto put_le = [&](std::uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out.push_back(static_cast<unsigned char>(v >> (8 * i)));
+  };
+  put_le(header.size(), 8);
+  out.insert(out.end(), header.begin(), header.end());
+  for (const std::string& name : names)
+    for (float v : weights.at(name).data) {
+      std::uint32_t u;
+      std::memcpy(&u, &v, sizeof u);
+      put_le(u, 4);
+    }
+  return out;
+}
+
 // Applies model.json's "tensors" map, {"<mtlite parameter name>": "<tensor name in the file>"}:
 // the result holds exactly the mapped names. A file tensor no entry names is left out; an entry
 // naming a tensor the file does not hold is an error. Two entries may name the same tensor.
