@@ -4,12 +4,14 @@
 // NP*16 weights once and multiplies them by MR broadcast inputs, so the accumulators
 // (MR * NP * 16 floats) never leave registers until the bias and activation are applied and the
 // tile is stored. Two tile shapes:
-//   batch tiles  up to 6 rows x 4 vectors across (one panel on AVX2 and NEON, four on AVX-512):
-//                24 accumulators, and one broadcast input feeds four FMAs. The outer loop walks
-//                panel groups so that a group's weights stay in cache while every row block of
-//                the chunk passes. Rows and panels are split into blocks of nearly equal size, so
-//                that no thin remainder tile is left: on Zen 4 a 64-row chunk cut 12+12+12+12+12+4
-//                ran the reference model's layers at 104 GFLOP/s, cut 6+6+...+5 at 115 (of 117).
+//   batch tiles  up to 6 rows x 4 vectors across with 32 registers (four panels on AVX-512, one
+//                on NEON), 6 x 2 with AVX2's 16 (one panel): one broadcast input feeds every
+//                vector of the tile. The outer loop walks panel groups so that a group's weights
+//                stay in cache while every row block of the chunk passes. Rows and panels are cut
+//                into blocks of nearly equal size, so that no thin remainder tile is left. On
+//                Zen 4 the reference model's layers on 64-row chunks ran at 104 GFLOP/s with
+//                12-row x 2-vector tiles cut 12+12+12+12+12+4, at 114 with the same tiles cut
+//                11+11+11+11+10+10, and at 115 with 6 x 4 tiles (the FMA peak there is 117).
 //   row tiles    1 row x NP_ROW panels, for a single example: eight independent accumulators
 //                hide the FMA latency while the weights stream from memory once.
 #pragma once
