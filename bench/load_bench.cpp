@@ -33,7 +33,7 @@ struct Files {
     f32 = dir + "/reference-f32.mtl";
     i8 = dir + "/reference-i8.mtl";
     const mtlite::Spec spec = mtlite::reference_spec();
-    const mtlite::Weights w = mtlite::random_weights(spec, 42, 0.1f);
+    const mtlite::Weights w = mtlite::reference_weights();
     write(spec, w, mtlite::kernels::WeightType::f32, f32);
     write(spec, w, mtlite::kernels::WeightType::i8, i8);
   }
@@ -49,7 +49,7 @@ struct Files {
     mtlite::ConvertOptions options;
     options.dense = dense;
     const mtlite::Converted c = mtlite::convert(spec, w, options);
-    const mtlite::Model model(c.spec, mtlite::tensor_refs(c.tensors));
+    const mtlite::Model model = c.model();
     const mtlite::RandomInputs random(c.spec, 4, 1);
     const mtlite::Batch batch = random.batch();
     mtlite::Session session(model, batch.rows);

@@ -29,7 +29,7 @@
 namespace {
 
 const mtlite::Weights& weights() {
-  static const mtlite::Weights w = mtlite::random_weights(mtlite::reference_spec(), 42, 0.1f);
+  static const mtlite::Weights w = mtlite::reference_weights();
   return w;
 }
 
@@ -41,8 +41,7 @@ const mtlite::Model& model_f32() {
 mtlite::Model converted_model(mtlite::kernels::WeightType dense) {
   mtlite::ConvertOptions options;
   options.dense = dense;
-  const mtlite::Converted c = mtlite::convert(mtlite::reference_spec(), weights(), options);
-  return mtlite::Model(c.spec, mtlite::tensor_refs(c.tensors));
+  return mtlite::convert(mtlite::reference_spec(), weights(), options).model();
 }
 
 const mtlite::Model& model_f16() {

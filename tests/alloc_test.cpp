@@ -93,17 +93,9 @@ struct BatchData {
   void bind() {
     bags.clear();
     for (std::size_t b = 0; b < bag_ids.size(); ++b)
-      bags.push_back(
-          {{bag_ids[b].data(), bag_ids[b].size()}, {offsets[b].data(), offsets[b].size()}});
+      bags.push_back({bag_ids[b], offsets[b]});
   }
-  mtlite::Batch batch() const noexcept {
-    mtlite::Batch out;
-    out.rows = rows;
-    out.dense = {dense.data(), dense.size()};
-    out.ids = {ids.data(), ids.size()};
-    out.bags = {bags.data(), bags.size()};
-    return out;
-  }
+  mtlite::Batch batch() const noexcept { return {rows, dense, ids, bags}; }
 };
 
 // Rows of random inputs; every fifth bag is long (150 ids, past the gather's 64-id blocks),

@@ -1055,7 +1055,7 @@ struct ModelFile {
     path = dir.path + "/model.mtl";
     mtlite::model_writer(converted.spec, converted.tensors).write(path);
   }
-  mtlite::Model in_memory() const { return mtlite::Model(converted.spec, mtlite::tensor_refs(converted.tensors)); }
+  mtlite::Model in_memory() const { return converted.model(); }
 };
 
 std::vector<std::vector<float>> scores_of(const mtlite::Model& m, std::size_t rows) {

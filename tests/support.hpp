@@ -11,7 +11,9 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
+#include <exception>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -45,19 +47,12 @@ class BatchData {
       }
     }
     for (std::size_t b = 0; b < n_bags; ++b)
-      bags_.push_back({{bag_ids_[b].data(), bag_ids_[b].size()}, {offsets_[b].data(), offsets_[b].size()}});
+      bags_.push_back({bag_ids_[b], offsets_[b]});
   }
   BatchData(const BatchData&) = delete;
   BatchData& operator=(const BatchData&) = delete;
 
-  mtlite::Batch batch() const {
-    mtlite::Batch b;
-    b.rows = rows_;
-    b.dense = {dense_.data(), dense_.size()};
-    b.ids = {ids_.data(), ids_.size()};
-    b.bags = {bags_.data(), bags_.size()};
-    return b;
-  }
+  mtlite::Batch batch() const { return {rows_, dense_, ids_, bags_}; }
 
  private:
   std::size_t rows_;
@@ -114,6 +109,16 @@ inline std::int64_t parse_id(const mtlite::Json& v) {
   const auto r = std::from_chars(s.data(), s.data() + s.size(), id);
   if (r.ec != std::errc() || r.ptr != s.data() + s.size()) throw mtlite::Error("bad id '" + s + "'");
   return id;
+}
+
+// A parity driver's main(): run(argc, argv), or its exception's message on stderr and status 1.
+inline int driver_main(const char* name, int (*run)(int, char**), int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 1;
+  }
 }
 
 }  // namespace mtlite_test

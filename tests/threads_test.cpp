@@ -31,14 +31,8 @@ struct BatchData {
   mtlite::Batch batch() {
     bags.clear();
     for (std::size_t b = 0; b < bag_ids.size(); ++b)
-      bags.push_back(
-          {{bag_ids[b].data(), bag_ids[b].size()}, {offsets[b].data(), offsets[b].size()}});
-    mtlite::Batch out;
-    out.rows = rows;
-    out.dense = {dense.data(), dense.size()};
-    out.ids = {ids.data(), ids.size()};
-    out.bags = {bags.data(), bags.size()};
-    return out;
+      bags.push_back({bag_ids[b], offsets[b]});
+    return {rows, dense, ids, bags};
   }
 };
 

@@ -64,13 +64,8 @@ int run(int argc, char** argv) {
   }
   std::vector<mtlite::Bag> bags;
   for (std::size_t b = 0; b < bag_ids.size(); ++b)
-    bags.push_back({{bag_ids[b].data(), bag_ids[b].size()}, {bag_offsets[b].data(), bag_offsets[b].size()}});
-
-  mtlite::Batch batch;
-  batch.rows = rows;
-  batch.dense = {dense.data(), dense.size()};
-  batch.ids = {ids.data(), ids.size()};
-  batch.bags = {bags.data(), bags.size()};
+    bags.push_back({bag_ids[b], bag_offsets[b]});
+  const mtlite::Batch batch{rows, dense, ids, bags};
   mtlite::Session session(model, rows ? rows : 1);
   if (mtlite::Status st = session.predict(batch); !st) throw Error(std::string("predict: ") + st.message());
 
@@ -99,11 +94,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "torch_parity: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return mtlite_test::driver_main("torch_parity", run, argc, argv); }

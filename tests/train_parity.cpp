@@ -66,7 +66,7 @@ struct OwnedBatch {
         b.bag_offsets.back().push_back(static_cast<std::uint32_t>(v.as_uint64()));
     }
     for (std::size_t i = 0; i < b.bag_ids.size(); ++i)
-      b.bags.push_back({{b.bag_ids[i].data(), b.bag_ids[i].size()}, {b.bag_offsets[i].data(), b.bag_offsets[i].size()}});
+      b.bags.push_back({b.bag_ids[i], b.bag_offsets[i]});
     for (const Json& v : j.at("labels").elements()) b.labels.push_back(v.as_float());
     if (const Json* m = j.find("mask"))
       for (const Json& v : m->elements()) b.mask.push_back(static_cast<std::uint8_t>(v.as_uint64()));
@@ -75,14 +75,7 @@ struct OwnedBatch {
     return b;
   }
 
-  mtlite::Batch batch() const {
-    mtlite::Batch x;
-    x.rows = rows;
-    x.dense = {dense.data(), dense.size()};
-    x.ids = {ids.data(), ids.size()};
-    x.bags = {bags.data(), bags.size()};
-    return x;
-  }
+  mtlite::Batch batch() const { return {rows, dense, ids, bags}; }
 };
 
 // The trained weights in the parameter order of the spec.
@@ -132,11 +125,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "train_parity: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return mtlite_test::driver_main("train_parity", run, argc, argv); }

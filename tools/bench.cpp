@@ -78,7 +78,7 @@ std::string dense_types(const mtlite::Model& model) {
 
 mtlite::Model reference_model(const std::string& dtype) {
   const mtlite::Spec spec = mtlite::reference_spec();
-  const mtlite::Weights weights = mtlite::random_weights(spec, 42, 0.1f);
+  const mtlite::Weights weights = mtlite::reference_weights();
   if (dtype == "f32") return mtlite::Model(spec, weights);
   mtlite::ConvertOptions options;
   if (dtype == "f16")
@@ -87,8 +87,7 @@ mtlite::Model reference_model(const std::string& dtype) {
     options.dense = mtlite::kernels::WeightType::i8;
   else
     throw mtlite::Error("--dtype: '" + dtype + "' is not one of f32, f16, int8");
-  const mtlite::Converted c = mtlite::convert(spec, weights, options);
-  return mtlite::Model(c.spec, mtlite::tensor_refs(c.tensors));
+  return mtlite::convert(spec, weights, options).model();
 }
 
 }  // namespace

@@ -106,7 +106,7 @@ int cmd_convert(int argc, char** argv) {
   cli::FloatModel input = cli::read_float_model(in_path, args.get("config"));
   const mtlite::Converted converted = mtlite::convert(input.spec, input.weights, options);
   const mtlite::Model float_model(input.spec, input.weights);
-  const mtlite::Model model(converted.spec, mtlite::tensor_refs(converted.tensors));
+  const mtlite::Model model = converted.model();
 
   // Calibration: the cost of every choice, measured on real rows.
   std::vector<TaskCost> costs;

@@ -35,6 +35,9 @@ struct Converted {
   Spec spec;            // as served (auxiliary tasks marked unserved with drop_aux)
   TensorStore tensors;  // packed, quantized
   Json report;          // per tensor: the dtype chosen and why
+
+  // The converted model, in memory (it holds its own copy of the tensors).
+  Model model() const { return Model(spec, tensor_refs(tensors)); }
 };
 
 namespace internal {

@@ -40,14 +40,7 @@ class RandomInputs {
   RandomInputs(const RandomInputs&) = delete;
   RandomInputs& operator=(const RandomInputs&) = delete;
 
-  Batch batch() const {
-    Batch b;
-    b.rows = rows_;
-    b.dense = dense_;
-    b.ids = ids_;
-    b.bags = bags_;
-    return b;
-  }
+  Batch batch() const { return {rows_, dense_, ids_, bags_}; }
   const std::vector<float>& dense() const { return dense_; }
   const std::vector<std::int64_t>& ids() const { return ids_; }
   const std::vector<std::vector<std::int64_t>>& bag_ids() const { return bag_ids_; }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "spec.hpp"
+#include "weights.hpp"
 
 namespace mtlite {
 
@@ -23,6 +24,9 @@ inline Spec reference_spec() {
   s.expert = mlp({256, 128});
   return s;
 }
+
+// The weights every benchmark and peer of the reference model uses: seed 42, biases in +-0.1.
+inline Weights reference_weights() { return random_weights(reference_spec(), 42, 0.1f); }
 
 // Multiply-adds per example, times two.
 inline double reference_flops_per_example() { return 1640832.0; }

@@ -109,8 +109,7 @@ class Session {
     const Feature* feature;
     std::size_t col;    // in x
     std::size_t index;  // among the features of its kind
-    const internal::TableInfo* table;
-    float scale, shift; // dense standardize
+    const internal::TableInfo* table;  // embedded features
   };
 
   const Model* model_;
@@ -162,17 +161,16 @@ class Session {
       const Feature& feat = spec.features[f];
       if (!feat.has_embedding()) continue;
       const std::size_t index = feat.kind == FeatureKind::categorical ? n_ids_++ : n_bags_++;
-      slots_.push_back({&feat, col, index, &plan.tables[f], 1.0f, 0.0f});
+      slots_.push_back({&feat, col, index, &plan.tables[f]});
       col += feat.embedding_dim;
     }
     dense_col_ = col;
     for (const Feature& feat : spec.features) {
       if (feat.has_embedding()) continue;
       const bool standardize = feat.normalization == Normalization::standardize;
-      slots_.push_back({&feat, col++, n_dense_++, nullptr, standardize ? 1.0f / feat.stddev : 1.0f,
-                        standardize ? -feat.mean / feat.stddev : 0.0f});
-      dense_scale_.push_back(slots_.back().scale);
-      dense_shift_.push_back(slots_.back().shift);
+      slots_.push_back({&feat, col++, n_dense_++, nullptr});
+      dense_scale_.push_back(standardize ? 1.0f / feat.stddev : 1.0f);
+      dense_shift_.push_back(standardize ? -feat.mean / feat.stddev : 0.0f);
       if (feat.normalization == Normalization::log1p) log1p_.push_back(n_dense_ - 1);
     }
   }
@@ -366,11 +364,7 @@ inline void Model::verify() const {
       }
     std::vector<Bag> bags;
     for (std::size_t i = 0; i < bag_ids.size(); ++i) bags.push_back({bag_ids[i], bag_offsets[i]});
-    Batch batch;
-    batch.rows = rows;
-    batch.dense = dense;
-    batch.ids = ids;
-    batch.bags = bags;
+    const Batch batch{rows, dense, ids, bags};
     Session session(*this, rows);
     if (Status st = session.predict(batch); !st) throw Error(std::string("its inputs are invalid: ") + st.message());
     const Json& expected = test->at("expected");

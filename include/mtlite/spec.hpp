@@ -239,19 +239,15 @@ inline const char* to_string(FeatureKind k) {
 
 namespace internal {
 
-inline bool name_ok(const std::string& name) noexcept {
-  if (name.empty() || name.size() > SpecLimits::max_name) return false;
-  for (unsigned char c : name)
-    if (c < 0x20 || c == 0x7f) return false;
-  return true;
-}
-
-inline void check_name(const std::string& name, const std::string& field) {
-  if (name.empty()) throw Error(field + ": name is empty");
+// A name is 1..max_name bytes without control characters. field() names it in the error; it is
+// called only on failure, so a valid spec of many features builds no strings.
+template <class Field>
+void check_name(const std::string& name, const Field& field) {
+  if (name.empty()) throw Error(field() + ": name is empty");
   if (name.size() > SpecLimits::max_name)
-    throw Error(field + ": name is longer than " + std::to_string(SpecLimits::max_name) + " bytes");
+    throw Error(field() + ": name is longer than " + std::to_string(SpecLimits::max_name) + " bytes");
   for (unsigned char c : name)
-    if (c < 0x20 || c == 0x7f) throw Error(field + ": name '" + name + "' has a control character");
+    if (c < 0x20 || c == 0x7f) throw Error(field() + ": name '" + name + "' has a control character");
 }
 
 // The smallest index whose name an earlier item has too, or items.size() when the names are
@@ -302,7 +298,7 @@ inline void Spec::validate() const {
   for (std::size_t i = 0; i < features.size(); ++i) {
     const Feature& f = features[i];
     const auto at = [&] { return "features[" + std::to_string(i) + "]"; };
-    if (!internal::name_ok(f.name)) check_name(f.name, at() + ".name");
+    check_name(f.name, [&] { return at() + ".name"; });
     if (i == duplicate) throw Error(at() + ".name: duplicate feature '" + f.name + "'");
     const auto fat = [&] { return "feature '" + f.name + "'"; };
     switch (f.kind) {
@@ -340,7 +336,7 @@ inline void Spec::validate() const {
   for (std::size_t k = 0; k < tasks.size(); ++k) {
     const Task& t = tasks[k];
     const std::string at = "tasks[" + std::to_string(k) + "]";
-    check_name(t.name, at + ".name");
+    check_name(t.name, [&] { return at + ".name"; });
     if (k == duplicate_task) throw Error(at + ".name: duplicate task '" + t.name + "'");
     if (static_cast<unsigned>(t.kind) > static_cast<unsigned>(TaskKind::regression))
       throw Error(at + ".kind: unknown task kind");
@@ -391,7 +387,7 @@ inline void Spec::validate() const {
     if (tasks[ctr].kind != TaskKind::binary || tasks[cvr].kind != TaskKind::binary)
       throw Error("esmm: ctr and cvr must both be binary tasks");
     if (!tasks[ctr].served || !tasks[cvr].served) throw Error("esmm: ctr and cvr must both be served");
-    check_name(esmm->ctcvr, "esmm.ctcvr");
+    check_name(esmm->ctcvr, [] { return std::string("esmm.ctcvr"); });
     if (task_index(esmm->ctcvr) >= 0)
       throw Error("esmm.ctcvr: output name '" + esmm->ctcvr + "' collides with a task");
   }

@@ -25,8 +25,6 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "python"))
@@ -34,17 +32,11 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "python"))
 import torch  # noqa: E402
 
 import mtlite_torch as mt  # noqa: E402
+from harness import check  # noqa: E402
+import harness  # noqa: E402
 
 TOL = 1e-5
 ROWS = 100  # more than one Session chunk (MTLITE_CHUNK_ROWS = 64)
-
-_results = []  # (name, ok, detail)
-
-
-def check(name, ok, detail=""):
-    _results.append((name, bool(ok), detail))
-    print(("ok    " if ok else "FAIL  ") + name + (f"  ({detail})" if detail else ""), flush=True)
-    return ok
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,30 +313,8 @@ def check_spec_errors():
 
 
 def main():
-    args = sys.argv[1:]
-    keep = None
-    if "--keep" in args:
-        i = args.index("--keep")
-        keep = args[i + 1]
-        del args[i:i + 2]
-    if len(args) != 2:
-        print(__doc__)
-        return 2
-    helper, mtlite = os.path.abspath(args[0]), os.path.abspath(args[1])
-    for exe in (helper, mtlite):
-        if not os.access(exe, os.X_OK):
-            print(f"not an executable: {exe}")
-            return 2
-
-    start = time.time()
+    (helper, mtlite), workdir = harness.start(__doc__, 2, "mtlite_torch_parity_")
     torch.manual_seed(0)
-    tmp = None
-    if keep:
-        os.makedirs(keep, exist_ok=True)
-        workdir = keep
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="mtlite_torch_parity_")
-        workdir = tmp.name
     runner = Runner(helper, mtlite, workdir)
 
     check_hashes(runner, workdir)
@@ -429,19 +399,13 @@ def main():
     check("negative control: a tensors map naming a missing tensor is refused",
           got is None and "no_such_tensor" in err, err)
 
-    elapsed = time.time() - start
     print("\nmax |torch - mtlite| per architecture:")
     for name, worst in summary:
         print(f"  {name:28s} {worst:.3e}")
     print("max |torch - mtlite int8| (trained models):")
     for name, worst in int8_summary:
         print(f"  {name:28s} {worst:.3e}")
-    failed = [r for r in _results if not r[1]]
-    print(f"\n{len(_results) - len(failed)}/{len(_results)} checks passed in {elapsed:.1f} s"
-          + (f" (files kept in {workdir})" if keep else ""))
-    if tmp:
-        tmp.cleanup()
-    return 1 if failed else 0
+    return harness.finish()
 
 
 if __name__ == "__main__":

@@ -38,8 +38,6 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "python"))
@@ -48,6 +46,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import mtlite_torch as mt  # noqa: E402
+from harness import check  # noqa: E402
+import harness  # noqa: E402
 
 TOL = 1e-4
 LR = 0.05
@@ -75,14 +75,6 @@ SPEC = {
     "experts": 3,
     "expert": [16, {"units": 12, "activation": "tanh"}],
 }
-
-_results = []
-
-
-def check(name, ok, detail=""):
-    _results.append((name, bool(ok), detail))
-    print(("ok    " if ok else "FAIL  ") + name + (f"  ({detail})" if detail else ""), flush=True)
-    return ok
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,28 +256,7 @@ def objectives_close(a, b):
 
 
 def main():
-    args = sys.argv[1:]
-    keep = None
-    if "--keep" in args:
-        i = args.index("--keep")
-        keep = args[i + 1]
-        del args[i:i + 2]
-    if len(args) != 1:
-        print(__doc__)
-        return 2
-    helper = os.path.abspath(args[0])
-    if not os.access(helper, os.X_OK):
-        print(f"not an executable: {helper}")
-        return 2
-
-    start = time.time()
-    tmp = None
-    if keep:
-        os.makedirs(keep, exist_ok=True)
-        workdir = keep
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="mtlite_train_parity_")
-        workdir = tmp.name
+    (helper,), workdir = harness.start(__doc__, 1, "mtlite_train_parity_")
 
     spec = mt.canonical_spec(SPEC)
     spec_path = os.path.join(workdir, "spec.json")
@@ -351,18 +322,12 @@ def main():
         check(f"negative control: {what} is detected", got is not None and worst > TOL,
               f"max {worst:.3e}")
 
-    elapsed = time.time() - start
     print()
     for threads, (worst, _) in sorted(results.items()):
         print(f"max |torch - mtlite| after one SGD epoch, {threads} thread(s): {worst:.3e}")
     for what, worst in other.items():
         print(f"max |torch - mtlite| after one epoch of {what}: {worst:.3e}")
-    failed = [r for r in _results if not r[1]]
-    print(f"\n{len(_results) - len(failed)}/{len(_results)} checks passed in {elapsed:.1f} s"
-          + (f" (files kept in {workdir})" if keep else ""))
-    if tmp:
-        tmp.cleanup()
-    return 1 if failed else 0
+    return harness.finish()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 // What the ONNX Runtime comparison needs, from the same sources as bench/reference_bench.cpp:
-//   reference.safetensors   the f32 weights, random_weights(reference_spec(), 42, 0.1f), under
+//   reference.safetensors   the f32 weights, reference_weights() (reference.hpp), under
 //                           mtlite's names (dense weight [out, in], bias [out])
 //   input.f32               256 x 256 floats, Rng(7) uniform in [-1, 1), as the bench draws them
 //   scores_f32.f32          mtlite's f32 scores for those rows, [256, 3] row-major (click, like, share)
@@ -56,7 +56,7 @@ int main(int argc, char** argv) try {
   }
   const std::string dir = argv[1];
   const mtlite::Spec spec = mtlite::reference_spec();
-  const mtlite::Weights weights = mtlite::random_weights(spec, 42, 0.1f);
+  const mtlite::Weights weights = mtlite::reference_weights();
   std::vector<std::string> names;
   for (const mtlite::ParamInfo& p : mtlite::parameters(spec)) names.push_back(p.name);
   const std::vector<unsigned char> st = mtlite::safetensors_bytes(weights, names);
@@ -71,8 +71,7 @@ int main(int argc, char** argv) try {
   write_file(dir + "/scores_f32.f32", f32.data(), f32.size() * sizeof(float));
   mtlite::ConvertOptions options;
   options.dense = mtlite::kernels::WeightType::i8;
-  const mtlite::Converted c = mtlite::convert(spec, weights, options);
-  const std::vector<float> i8 = score(mtlite::Model(c.spec, mtlite::tensor_refs(c.tensors)), x);
+  const std::vector<float> i8 = score(mtlite::convert(spec, weights, options).model(), x);
   write_file(dir + "/scores_i8.f32", i8.data(), i8.size() * sizeof(float));
   std::printf("%s: %zu tensors, inputs and scores of %zu rows\n", dir.c_str(), names.size(), kRows);
   return 0;
