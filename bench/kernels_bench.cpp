@@ -8,8 +8,9 @@
 //   add_rows a bag of 16 rows of width `size`
 #include <benchmark/benchmark.h>
 
+#include <mtlite/core/random.hpp>
 #include <mtlite/kernels/kernels.hpp>
-#include <mtlite/random.hpp>
+#include <mtlite/offline/convert/quantize.hpp>
 
 #include <cstdint>
 #include <vector>

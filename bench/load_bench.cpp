@@ -1,4 +1,4 @@
-// Opening a model file and making the first prediction: the reference model of PERFORMANCE.md
+// Opening a model file and making the first prediction: the benchmark model of docs/performance.md
 // written once to a temporary directory as an f32 and an int8 file (`mtlite convert` defaults),
 // then per iteration Model::load + a Session + one predict of one row. The file stays in the
 // page cache, so this is the cost of a warm start: mapping, page faults, validation, binding.
@@ -11,9 +11,10 @@
 // add their column sums), file_bytes the file's size.
 #include <benchmark/benchmark.h>
 
-#include <mtlite/convert.hpp>
 #include <mtlite/mtlite.hpp>
-#include <mtlite/random_inputs.hpp>
+#include <mtlite/offline/benchmark_model.hpp>
+#include <mtlite/offline/convert/convert.hpp>
+#include <mtlite/offline/random_inputs.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -32,8 +33,8 @@ struct Files {
     dir = tmpl;
     f32 = dir + "/reference-f32.mtl";
     i8 = dir + "/reference-i8.mtl";
-    const mtlite::Spec spec = mtlite::reference_spec();
-    const mtlite::Weights w = mtlite::reference_weights();
+    const mtlite::Spec spec = mtlite::benchmark_spec();
+    const mtlite::Weights w = mtlite::benchmark_weights();
     write(spec, w, mtlite::kernels::WeightType::f32, f32);
     write(spec, w, mtlite::kernels::WeightType::i8, i8);
   }

@@ -1,4 +1,4 @@
-// The reference model of PERFORMANCE.md at batch 1, 16 and 256, one thread: mtlite with f32,
+// The benchmark model of docs/performance.md at batch 1, 16 and 256, one thread: mtlite with f32,
 // f16 and int8 dense weights and, in the same run, the hand-written Eigen peer (when Eigen is
 // installed) and fma_peak: the model's multiply-adds at this core's FMA throughput, the floor for
 // f32 (not in the scalar build). The f16 and int8 models are the f32 model's weights through
@@ -9,9 +9,10 @@
 // the same run.
 #include <benchmark/benchmark.h>
 
-#include <mtlite/convert.hpp>
 #include <mtlite/kernels/kernels.hpp>
 #include <mtlite/mtlite.hpp>
+#include <mtlite/offline/benchmark_model.hpp>
+#include <mtlite/offline/convert/convert.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -29,19 +30,19 @@
 namespace {
 
 const mtlite::Weights& weights() {
-  static const mtlite::Weights w = mtlite::reference_weights();
+  static const mtlite::Weights w = mtlite::benchmark_weights();
   return w;
 }
 
 const mtlite::Model& model_f32() {
-  static const mtlite::Model m(mtlite::reference_spec(), weights());
+  static const mtlite::Model m(mtlite::benchmark_spec(), weights());
   return m;
 }
 
 mtlite::Model converted_model(mtlite::kernels::WeightType dense) {
   mtlite::ConvertOptions options;
   options.dense = dense;
-  return mtlite::convert(mtlite::reference_spec(), weights(), options).model();
+  return mtlite::convert(mtlite::benchmark_spec(), weights(), options).model();
 }
 
 const mtlite::Model& model_f16() {
@@ -69,7 +70,7 @@ void report(benchmark::State& state, std::size_t rows) {
       benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
   // f32-equivalent: the same count for every dtype, so the counters' ratios are speed ratios
   state.counters["GFLOPs"] = benchmark::Counter(
-      mtlite::reference_flops_per_example() * static_cast<double>(rows) * 1e-9,
+      mtlite::benchmark_flops_per_example() * static_cast<double>(rows) * 1e-9,
       benchmark::Counter::kIsIterationInvariantRate);
 }
 
@@ -105,7 +106,7 @@ void BM_reference_fma_peak(benchmark::State& state) {
   using mtlite::kernels::simd::vfloat;
   constexpr std::size_t kChains = 12;
   const auto rows = static_cast<std::size_t>(state.range(0));
-  const auto steps = static_cast<std::size_t>(mtlite::reference_flops_per_example() * static_cast<double>(rows) /
+  const auto steps = static_cast<std::size_t>(mtlite::benchmark_flops_per_example() * static_cast<double>(rows) /
                                               (2.0 * vfloat::size * kChains));
   float a = 0.999999f, b = 1e-3f;  // acc = acc * a + b stays finite and normal
   benchmark::DoNotOptimize(a);
@@ -131,7 +132,7 @@ void BM_reference_eigen_f32(benchmark::State& state) {
   const auto rows = static_cast<Eigen::Index>(state.range(0));
   const std::vector<float> xs = inputs(static_cast<std::size_t>(rows));
   const peer::RowMatrix x = Eigen::Map<const peer::RowMatrix>(xs.data(), rows, 256);
-  peer::EigenMmoe eigen(mtlite::reference_spec(), weights());
+  peer::EigenMmoe eigen(mtlite::benchmark_spec(), weights());
   for (auto _ : state) {
     eigen.predict(x);
     benchmark::DoNotOptimize(eigen.scores.data());

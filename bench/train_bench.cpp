@@ -5,13 +5,13 @@
 //   (income, marital status) with a softmax gate each and towers of 8 units; Adam.
 // Cases: batch 256 and 1024, 1 and 2 threads; also the balancing methods that need per-task
 // gradients (MetaBalance, GradNorm) at batch 1024. Counters: rows/s (items_per_second) and
-// steps/s. PERFORMANCE.md's target is >= 3x PyTorch 1.13 samples/s on the same model.
+// steps/s. The aim is >= 3x PyTorch 1.13's samples/s on the same model (docs/performance.md).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
 #include <memory>
-#include <mtlite/random.hpp>
-#include <mtlite/train/train.hpp>
+#include <mtlite/core/random.hpp>
+#include <mtlite/offline/train/train.hpp>
 #include <string>
 #include <vector>
 

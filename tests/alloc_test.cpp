@@ -12,6 +12,7 @@
 #include <limits>
 #include <memory>
 #include <mtlite/mtlite.hpp>
+#include <mtlite/offline/benchmark_model.hpp>
 #include <new>
 #include <random>
 #include <string>
@@ -234,7 +235,7 @@ TEST_CASE("the counter counts") {
 
 TEST_CASE("building models and sessions may allocate") {
   const std::size_t before = allocations();
-  const Spec s = mtlite::reference_spec();
+  const Spec s = mtlite::benchmark_spec();
   const Model model(s, mtlite::random_weights(s, 1));
   Session session(model, 64);
   CHECK(allocations() > before);
@@ -246,7 +247,7 @@ TEST_CASE("predict performs zero heap allocations") {
     Spec spec;
   };
   std::vector<Case> cases;
-  cases.push_back({"reference", mtlite::reference_spec()});
+  cases.push_back({"reference", mtlite::benchmark_spec()});
   cases.push_back({"mmoe+esmm with embeddings", with_embeddings(mtlite::Architecture::mmoe)});
   cases.push_back({"ple x3 + esmm with embeddings", with_embeddings(mtlite::Architecture::ple)});
   cases.push_back({"shared_bottom", with_embeddings(mtlite::Architecture::shared_bottom)});

@@ -2,7 +2,7 @@
 //
 // The reference below reads the logical weights (mtlite::Weights: weight [out, in] row-major,
 // bias [out], embedding.<feature> [rows, dim]) by the names network.hpp documents and computes
-// MODELS.md's formulas in double precision. It uses nothing of the runtime: not the network
+// docs/models.md's formulas in double precision. It uses nothing of the runtime: not the network
 // graph, not the plan, not the kernels, not even Feature::row_of or mtlite's hash (the id hash
 // is re-derived from the constants documented in hash.hpp).
 //
@@ -20,8 +20,9 @@
 #include <cstring>
 #include <limits>
 #include <map>
-#include <mtlite/convert.hpp>
 #include <mtlite/mtlite.hpp>
+#include <mtlite/offline/benchmark_model.hpp>
+#include <mtlite/offline/convert/convert.hpp>
 #include <random>
 #include <sstream>
 #include <string>
@@ -726,10 +727,10 @@ TEST_CASE("a batch of N rows equals N single-row predictions bit for bit") {
     s.esmm = mtlite::Esmm{"ctr", "cvr", "ctcvr"};
     check_batch_equals_rows(s, 23);
   }
-  SUBCASE("the reference model") { check_batch_equals_rows(mtlite::reference_spec(), 24); }
+  SUBCASE("the reference model") { check_batch_equals_rows(mtlite::benchmark_spec(), 24); }
   SUBCASE("the reference model with f16 and int8 weights, as mtlite convert makes them") {
     // The int8 kernels run one-row tiles for a batch of 1 and multi-row tiles otherwise.
-    const Spec s = mtlite::reference_spec();
+    const Spec s = mtlite::benchmark_spec();
     for (const auto dense : {mtlite::kernels::WeightType::f16, mtlite::kernels::WeightType::i8}) {
       CAPTURE(static_cast<int>(dense));
       mtlite::ConvertOptions options;
@@ -742,9 +743,9 @@ TEST_CASE("a batch of N rows equals N single-row predictions bit for bit") {
 // ---- the reference model --------------------------------------------------------------------
 
 TEST_CASE("the reference model: 820,635 parameters, predictions match") {
-  const Spec s = mtlite::reference_spec();
+  const Spec s = mtlite::benchmark_spec();
   CHECK(mtlite::parameter_count(s) == 820635);
-  // Counted independently from PERFORMANCE.md's description: 8 experts 256->256->128, 3 gates
+  // Counted independently from docs/performance.md's description: 8 experts 256->256->128, 3 gates
   // 256->8, 3 towers 128->64->1.
   const std::uint64_t by_hand = 8 * ((256 * 256 + 256) + (256 * 128 + 128)) + 3 * (256 * 8 + 8) +
                                 3 * ((128 * 64 + 64) + (64 * 1 + 1));

@@ -5,8 +5,8 @@
 #include "data/csv.hpp"
 #include "data/dataset.hpp"
 
+#include <mtlite/core/hash.hpp>
 #include <mtlite/format/json.hpp>
-#include <mtlite/hash.hpp>
 
 #include <zlib.h>
 

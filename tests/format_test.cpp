@@ -23,16 +23,20 @@
 #include <thread>
 #include <vector>
 
-#include "mtlite/convert.hpp"
 #include "mtlite/format/checksum.hpp"
 #include "mtlite/format/mapped_file.hpp"
 #include "mtlite/format/reader.hpp"
-#include "mtlite/format/writer.hpp"
 #include "mtlite/mtlite.hpp"
-#include "mtlite/random_inputs.hpp"
+#include "mtlite/offline/convert/convert.hpp"
+#include "mtlite/offline/convert/writer.hpp"
+#include "mtlite/offline/random_inputs.hpp"
+#include <mtlite/offline/benchmark_model.hpp>
 
 using mtlite::Json;
 using namespace mtlite::format;
+using mtlite::DType;
+using mtlite::Layout;
+using mtlite::tensor_bytes;
 using Bytes = std::vector<std::byte>;
 
 namespace {
@@ -1032,7 +1036,7 @@ namespace {
 // An MMoE with an embedding table, 40 dense features and layers of more than 2048 weights (the
 // binder's finite check works in blocks of 2048 values).
 mtlite::Spec model_spec() {
-  mtlite::Spec s = mtlite::reference_spec();  // MMoE, 3 tasks, towers [64]; made smaller
+  mtlite::Spec s = mtlite::benchmark_spec();  // MMoE, 3 tasks, towers [64]; made smaller
   s.features.resize(40);
   s.features.insert(s.features.begin(), mtlite::Feature::categorical("item", 30, 8));
   s.num_experts = 3;
@@ -1046,7 +1050,7 @@ struct ModelFile {
   TempDir dir;
   std::string path;
   mtlite::Converted converted;
-  ModelFile(mtlite::kernels::WeightType dense, mtlite::format::DType embeddings = mtlite::format::DType::f32) {
+  ModelFile(mtlite::kernels::WeightType dense, mtlite::DType embeddings = mtlite::DType::f32) {
     const mtlite::Spec spec = model_spec();
     mtlite::ConvertOptions options;
     options.dense = dense;
@@ -1095,7 +1099,7 @@ TEST_CASE("model files: the default load maps the file and copies no weights") {
   CHECK_FALSE(defaults.selftest);
   for (const auto dense : {mtlite::kernels::WeightType::f32, mtlite::kernels::WeightType::f16,
                            mtlite::kernels::WeightType::i8}) {
-    for (const auto emb : {mtlite::format::DType::f32, mtlite::format::DType::u4}) {
+    for (const auto emb : {mtlite::DType::f32, mtlite::DType::u4}) {
       const ModelFile f(dense, emb);
       CAPTURE(static_cast<int>(dense));
       CAPTURE(static_cast<int>(emb));

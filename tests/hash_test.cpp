@@ -7,8 +7,8 @@
 // cross-platform contract: if one changes, every hashed model changes with it.
 #include <doctest/doctest.h>
 
-#include <mtlite/hash.hpp>
-#include <mtlite/random.hpp>
+#include <mtlite/core/hash.hpp>
+#include <mtlite/core/random.hpp>
 #include <mtlite/spec.hpp>
 
 #include <algorithm>

@@ -25,8 +25,8 @@
 // strides is NaN, so a kernel reading it produces NaN and fails the comparison.
 #include <doctest/doctest.h>
 
+#include <mtlite/core/random.hpp>
 #include <mtlite/kernels/kernels.hpp>
-#include <mtlite/random.hpp>
 
 #include <algorithm>
 #include <cfloat>

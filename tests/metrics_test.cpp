@@ -4,8 +4,8 @@
 // their formulas written out.
 #include <doctest/doctest.h>
 
-#include <mtlite/metrics.hpp>
-#include <mtlite/random.hpp>
+#include <mtlite/core/random.hpp>
+#include <mtlite/offline/metrics.hpp>
 
 #include <algorithm>
 #include <chrono>

@@ -35,8 +35,10 @@
 // padding is NaN, so a kernel reading it produces NaN (or, in the i8 quantizer, wrong bytes).
 #include <doctest/doctest.h>
 
+#include <mtlite/core/dtype.hpp>
+#include <mtlite/core/random.hpp>
 #include <mtlite/kernels/kernels.hpp>
-#include <mtlite/random.hpp>
+#include <mtlite/offline/convert/quantize.hpp>
 
 #if !defined(MTLITE_NO_SIMD)
 #include <mtlite/kernels/simd/intrinsics.hpp>
@@ -98,7 +100,7 @@ const float kNaN = std::numeric_limits<float>::quiet_NaN();
 // Bytes of a rows_q row of `dim` codes of `bits` bits (the format's one definition).
 std::size_t rows_q_stride(std::size_t dim, unsigned bits) {
   return static_cast<std::size_t>(
-      mtlite::format::rows_q_stride(bits == 4 ? mtlite::format::DType::u4 : mtlite::format::DType::u8, dim));
+      mtlite::rows_q_stride(bits == 4 ? mtlite::DType::u4 : mtlite::DType::u8, dim));
 }
 
 

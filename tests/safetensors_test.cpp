@@ -1,12 +1,12 @@
-// format/safetensors.hpp: the strict .safetensors reader and rename_tensors().
+// offline/convert/safetensors.hpp: the strict .safetensors reader and rename_tensors().
 //
 // Files are made here by a tiny writer (header JSON text + raw little-endian bytes), so every
 // field can be broken on purpose. Each rejection checks that the message starts with
 // "safetensors: " and names what is wrong.
 #include <doctest/doctest.h>
 
-#include <mtlite/format/safetensors.hpp>
 #include <mtlite/mtlite.hpp>
+#include <mtlite/offline/convert/safetensors.hpp>
 
 #include <cmath>
 #include <cstdint>

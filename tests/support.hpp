@@ -3,10 +3,10 @@
 // the kernels and the trainer are checked against).
 #pragma once
 
-#include <mtlite/error.hpp>
+#include <mtlite/core/error.hpp>
+#include <mtlite/core/random.hpp>
 #include <mtlite/format/json.hpp>
 #include <mtlite/input.hpp>
-#include <mtlite/random.hpp>
 #include <mtlite/spec.hpp>
 
 #include <charconv>

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <mtlite/mtlite.hpp>
+#include <mtlite/offline/benchmark_model.hpp>
 #include <random>
 #include <string>
 #include <thread>
@@ -171,7 +172,7 @@ Spec mmoe_with_embeddings() {
 }  // namespace
 
 TEST_CASE("threads share the reference model") {
-  check_threads(mtlite::reference_spec(), 6, 2, 200, false);
+  check_threads(mtlite::benchmark_spec(), 6, 2, 200, false);
 }
 
 TEST_CASE("threads share an MMoE with embeddings and bags; gates kept") {

@@ -18,10 +18,10 @@
 //   {"objectives": [what each step() returned], "threads": T, "lr": LR}.
 // Exit status 0 on success; otherwise the error goes to stderr.
 #include <mtlite/format/json.hpp>
-#include <mtlite/format/safetensors.hpp>
 #include <mtlite/format/spec_json.hpp>
 #include <mtlite/mtlite.hpp>
-#include <mtlite/train/train.hpp>
+#include <mtlite/offline/convert/safetensors.hpp>
+#include <mtlite/offline/train/train.hpp>
 
 #include <charconv>
 #include <cstdint>

@@ -1,6 +1,6 @@
-// The trainer (include/mtlite/train/) against an independent double-precision reference.
+// The trainer (include/mtlite/offline/train/) against an independent double-precision reference.
 //
-// Gradient checks: the reference below computes every architecture's logits and MODELS.md's
+// Gradient checks: the reference below computes every architecture's logits and docs/models.md's
 // losses in double from the logical weights (plain loops, by parameter name); central finite
 // differences of that objective (step h = 1e-6 max(1, |w|), in double) are compared with the
 // trainer's float gradients. Tolerance, stated once: |g - fd| <= 2e-3 |fd| + 2e-4 S, S the largest
@@ -15,7 +15,7 @@
 #include <limits>
 #include <map>
 #include <mtlite/mtlite.hpp>
-#include <mtlite/train/train.hpp>
+#include <mtlite/offline/train/train.hpp>
 #include <random>
 #include <set>
 #include <string>
@@ -276,7 +276,7 @@ struct Reference {
   }
 };
 
-// Per task (sum_i m s l, sum_i m s) over the examples, MODELS.md's losses in double.
+// Per task (sum_i m s l, sum_i m s) over the examples, docs/models.md's losses in double.
 struct TaskSums {
   Vec num, den;
   double loss(std::size_t k) const { return den[k] > 0 ? num[k] / den[k] : 0.0; }
@@ -522,7 +522,7 @@ bool bitwise_equal(const Weights& a, const Weights& b) {
 // ---- kernels --------------------------------------------------------------------------------
 
 TEST_CASE("train kernels: gemm equals plain loops on odd shapes, strided A, bias, floor, accumulate") {
-  namespace K = mtlite::train::kernels;
+  namespace K = mtlite::train::math;
   Random rng(11);
   for (std::size_t M : {1u, 3u, 8u, 9u, 17u})
     for (std::size_t N : {1u, 5u, 16u, 23u, 49u, 144u})
@@ -564,7 +564,7 @@ TEST_CASE("train kernels: gemm equals plain loops on odd shapes, strided A, bias
 }
 
 TEST_CASE("train kernels: softmax and activation derivatives") {
-  namespace K = mtlite::train::kernels;
+  namespace K = mtlite::train::math;
   for (std::size_t n : {1u, 3u, 8u, 17u, 33u, 3000u})
     for (std::size_t rows : {1u, 5u, 700u}) {
       // Rows 2 floats longer than the gate: the extra columns must stay untouched.

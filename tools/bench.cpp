@@ -1,10 +1,11 @@
 // mtlite bench MODEL | --reference [--dtype f32|f16|int8] [--batch 1,16,256] [--calls N] [--json]
 // Times predict on one thread: the median of N calls after warm-up, per batch size, on seeded
 // random inputs that fit the model's features (RandomInputs).
-#include <mtlite/convert.hpp>
 #include <mtlite/format/json.hpp>
 #include <mtlite/mtlite.hpp>
-#include <mtlite/random_inputs.hpp>
+#include <mtlite/offline/benchmark_model.hpp>
+#include <mtlite/offline/convert/convert.hpp>
+#include <mtlite/offline/random_inputs.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -22,7 +23,7 @@ const char* kUsage =
     "       mtlite bench --reference [--dtype f32|f16|int8] [--batch 1,16,256] [--calls 200] [--json]\n"
     "  MODEL        a .mtl model file (any dtype, e.g. the output of mtlite convert --dtype int8),\n"
     "               loaded as an app loads it (memory-mapped)\n"
-    "  --reference  the standard benchmark model of PERFORMANCE.md (MMoE, 8 experts, 3 tasks,\n"
+    "  --reference  the benchmark model of docs/performance.md (MMoE, 8 experts, 3 tasks,\n"
     "               820,635 parameters, seeded random weights)\n"
     "  --dtype      with --reference: its dense layers as converted by mtlite convert --dtype\n"
     "               (int8 keeps gates and tower heads in f16, as convert does); default f32\n"
@@ -77,8 +78,8 @@ std::string dense_types(const mtlite::Model& model) {
 }
 
 mtlite::Model reference_model(const std::string& dtype) {
-  const mtlite::Spec spec = mtlite::reference_spec();
-  const mtlite::Weights weights = mtlite::reference_weights();
+  const mtlite::Spec spec = mtlite::benchmark_spec();
+  const mtlite::Weights weights = mtlite::benchmark_weights();
   if (dtype == "f32") return mtlite::Model(spec, weights);
   mtlite::ConvertOptions options;
   if (dtype == "f16")
@@ -115,7 +116,7 @@ int cmd_bench(int argc, char** argv) {
 
   // GFLOP/s only where the work per example is known: the reference model's (f32-equivalent,
   // the same count whatever the dtype, so the rates compare as speeds).
-  const double flops = reference ? mtlite::reference_flops_per_example() : 0.0;
+  const double flops = reference ? mtlite::benchmark_flops_per_example() : 0.0;
   if (args.has("json")) {
     mtlite::Json rows = mtlite::Json::array();
     for (const Timing& t : results) {

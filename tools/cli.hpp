@@ -1,7 +1,7 @@
 // Command-line plumbing shared by the subcommands: options, errors, output.
 #pragma once
 
-#include <mtlite/error.hpp>
+#include <mtlite/core/error.hpp>
 #include <mtlite/spec.hpp>
 
 #include <cerrno>

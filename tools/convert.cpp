@@ -2,8 +2,8 @@
 //                [--drop-aux] [--calib DATA] [--config model.json] [--json]
 // Float weights in, a deployable model file out: quantized per tensor, packed for the kernels,
 // with a self-test; --calib measures what the quantization costs on real rows.
-#include <mtlite/convert.hpp>
-#include <mtlite/random_inputs.hpp>
+#include <mtlite/offline/convert/convert.hpp>
+#include <mtlite/offline/random_inputs.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -39,41 +39,12 @@ mtlite::kernels::WeightType dense_type(const std::string& s) {
   throw mtlite::Error("--dtype: '" + s + "' is not one of f32, f16, int8");
 }
 
-mtlite::format::DType table_type(const std::string& s) {
-  if (s == "f32") return mtlite::format::DType::f32;
-  if (s == "f16") return mtlite::format::DType::f16;
-  if (s == "int8" || s == "u8") return mtlite::format::DType::u8;
-  if (s == "int4" || s == "u4") return mtlite::format::DType::u4;
+mtlite::DType table_type(const std::string& s) {
+  if (s == "f32") return mtlite::DType::f32;
+  if (s == "f16") return mtlite::DType::f16;
+  if (s == "int8" || s == "u8") return mtlite::DType::u8;
+  if (s == "int4" || s == "u4") return mtlite::DType::u4;
   throw mtlite::Error("--embeddings: '" + s + "' is not one of f32, f16, int8, int4");
-}
-
-// The self-test block: inputs of `rows` rows and what the model gives for them.
-mtlite::Json selftest(const mtlite::Model& model, const mtlite::Batch& batch, float tolerance) {
-  mtlite::Session session(model, batch.rows);
-  if (mtlite::Status st = session.predict(batch); !st) throw mtlite::Error(std::string("self-test rows: ") + st.message());
-  mtlite::Json dense = mtlite::Json::array(), ids = mtlite::Json::array(), bags = mtlite::Json::array();
-  for (float v : batch.dense) dense.push(mtlite::Json::from_float(v));
-  for (std::int64_t v : batch.ids) ids.push(v);
-  for (const mtlite::Bag& bag : batch.bags) {
-    mtlite::Json bag_ids = mtlite::Json::array(), offsets = mtlite::Json::array();
-    const std::uint32_t first = bag.offsets[0];
-    for (std::uint32_t i = first; i < bag.offsets[batch.rows]; ++i) bag_ids.push(bag.ids[i]);
-    for (std::size_t r = 0; r <= batch.rows; ++r) offsets.push(bag.offsets[r] - first);
-    bags.push(mtlite::Json::object().set("ids", std::move(bag_ids)).set("offsets", std::move(offsets)));
-  }
-  mtlite::Json expected = mtlite::Json::array();
-  for (std::size_t o = 0; o < model.num_outputs(); ++o) {
-    mtlite::Json column = mtlite::Json::array();
-    for (float v : session.scores(o)) column.push(mtlite::Json::from_float(v));
-    expected.push(std::move(column));
-  }
-  return mtlite::Json::object()
-      .set("rows", batch.rows)
-      .set("dense", std::move(dense))
-      .set("ids", std::move(ids))
-      .set("bags", std::move(bags))
-      .set("expected", std::move(expected))
-      .set("tolerance", tolerance);
 }
 
 struct TaskCost {
@@ -143,10 +114,13 @@ int cmd_convert(int argc, char** argv) {
   mtlite::Json test;
   if (calib) {
     std::vector<mtlite::Bag> bags;
-    test = selftest(model, calib->batch(0, std::min(selftest_rows, calib_rows), bags), tolerance);
+    const mtlite::Batch rows = calib->batch(0, std::min(selftest_rows, calib_rows), bags);
+    mtlite::Session session(model, rows.rows);
+    test = mtlite::record_selftest(session, rows, tolerance);
   } else {
     const mtlite::RandomInputs random(converted.spec, selftest_rows, 1);
-    test = selftest(model, random.batch(), tolerance);
+    mtlite::Session session(model, selftest_rows);
+    test = mtlite::record_selftest(session, random.batch(), tolerance);
   }
 
   mtlite::Json settings = mtlite::Json::object()

@@ -47,8 +47,8 @@ int cmd_inspect(int argc, char** argv) {
       for (std::uint64_t d : t.shape) shape.push(d);
       tensors.push(mtlite::Json::object()
                        .set("name", t.name)
-                       .set("dtype", mtlite::format::to_string(t.dtype))
-                       .set("layout", mtlite::format::to_string(t.layout))
+                       .set("dtype", mtlite::to_string(t.dtype))
+                       .set("layout", mtlite::to_string(t.layout))
                        .set("shape", std::move(shape))
                        .set("bytes", t.bytes));
     }
@@ -115,8 +115,8 @@ int cmd_inspect(int argc, char** argv) {
   }
   std::printf("\ntensors\n");
   for (const mtlite::TensorInfo& t : model.tensors())
-    std::printf("  %-36s %-4s %-11s %-12s %10s\n", t.name.c_str(), mtlite::format::to_string(t.dtype),
-                mtlite::format::to_string(t.layout), dims(t.shape).c_str(), cli::bytes_string(t.bytes).c_str());
+    std::printf("  %-36s %-4s %-11s %-12s %10s\n", t.name.c_str(), mtlite::to_string(t.dtype),
+                mtlite::to_string(t.layout), dims(t.shape).c_str(), cli::bytes_string(t.bytes).c_str());
   std::printf("  %-36s %43s\n", "total", cli::bytes_string(model.weight_bytes()).c_str());
   std::printf("\nloaded by memory map; copied at load: %s; self-test: %s\n", cli::bytes_string(model.copied_bytes()).c_str(),
               model.has_selftest() ? "present" : "none");

@@ -2,10 +2,10 @@
 // model.json), the data binding a model carries, and scoring a whole dataset.
 #pragma once
 
-#include <mtlite/convert.hpp>
-#include <mtlite/format/safetensors.hpp>
-#include <mtlite/metrics.hpp>
 #include <mtlite/mtlite.hpp>
+#include <mtlite/offline/convert/convert.hpp>
+#include <mtlite/offline/convert/safetensors.hpp>
+#include <mtlite/offline/metrics.hpp>
 
 #include <cmath>
 #include <cstdio>

@@ -3,7 +3,7 @@
 // gzip-compressed when the name ends in ".gz".
 #pragma once
 
-#include <mtlite/error.hpp>
+#include <mtlite/core/error.hpp>
 
 #include <algorithm>
 #include <cerrno>

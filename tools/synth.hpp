@@ -1,6 +1,6 @@
 // The generators behind `mtlite synth` (docs/synth.md): synthetic multi-task data written as CSV.
 //
-//   mmoe    the MMoE paper's regression tasks with a controlled correlation (MODELS.md, "Synthetic
+//   mmoe    the MMoE paper's regression tasks with a controlled correlation (docs/models.md, "Synthetic
 //           data with controlled task correlation"): x ~ N(0, I_d), two labels y1, y2
 //   funnel  e-commerce impressions with click -> cart / purchase labels from a hidden model
 //           (shared latent user/item factors plus task-specific effects), for ESMM and auxiliary
@@ -16,10 +16,10 @@
 // The text goes to a Sink (a file, a gzip file, or memory in the tests).
 #pragma once
 
-#include <mtlite/error.hpp>
-#include <mtlite/hash.hpp>
-#include <mtlite/metrics.hpp>
-#include <mtlite/random.hpp>
+#include <mtlite/core/error.hpp>
+#include <mtlite/core/hash.hpp>
+#include <mtlite/core/random.hpp>
+#include <mtlite/offline/metrics.hpp>
 
 #include <algorithm>
 #include <charconv>

@@ -6,7 +6,7 @@
 // rewrites MODEL.mtl atomically. MODEL.mtl is a float model file that every other command reads
 // (convert, eval, predict, inspect, the library); its "train.*" tensors and "training" metadata
 // make it a checkpoint that --resume continues bit for bit.
-#include <mtlite/train/train.hpp>
+#include <mtlite/offline/train/train.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -228,7 +228,7 @@ void write_checkpoint(const std::string& path, const mtlite::Spec& spec, const m
   mtlite::format::FileWriter w =
       mtlite::model_writer(spec, model.tensors, Json::object().set("data", binding.to_json()).set("training", training));
   auto add = [&](const std::string& name, const mtlite::Tensor& t) {
-    w.add(name, mtlite::format::DType::f32, mtlite::format::Layout::plain, t.shape, t.data.data(),
+    w.add(name, mtlite::DType::f32, mtlite::Layout::plain, t.shape, t.data.data(),
           t.data.size() * sizeof(float));
   };
   for (const auto& [name, t] : trainer.state()) add(name, t);
@@ -268,7 +268,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   for (const mtlite::format::TensorView& t : view.tensors()) {
     tensors[t.name] = {t.dtype, t.layout, t.shape, t.data, t.bytes};
     if (t.name.rfind("train.", 0) != 0) continue;
-    if (t.dtype != mtlite::format::DType::f32 || t.layout != mtlite::format::Layout::plain)
+    if (t.dtype != mtlite::DType::f32 || t.layout != mtlite::Layout::plain)
       throw mtlite::Error(path + ": tensor '" + t.name + "' must be f32 plain");
     mtlite::Tensor x;
     x.shape = t.shape;
@@ -600,9 +600,7 @@ int cmd_train(int argc, char** argv) {
   // Diagnostics of the kept model on the validation rows.
   if (valid) {
     trainer.set_weights(best);
-    const bool gated = spec.architecture == mtlite::Architecture::omoe || spec.architecture == mtlite::Architecture::mmoe ||
-                       spec.architecture == mtlite::Architecture::ple;
-    if (gated) {
+    if (spec.gated()) {
       const tr::GateReport report = trainer.gate_report(valid->batch(0, valid->rows, bags));
       out.set("gates", gate_json(report));
       if (!json) print_gates(spec, report);

@@ -1,5 +1,5 @@
 // The peer for the reference model: the same network hand-written with Eigen 3.4, the way a
-// careful engineer would without mtlite (PERFORMANCE.md measures it as "hand-written Eigen").
+// careful engineer would without mtlite (docs/performance.md measures it as "hand-written Eigen").
 // Weights are copied from the same mtlite::Weights, pre-transposed to [in x out] so that every
 // layer is one GEMM (batch) or GEMV (one row) call into Eigen.
 #pragma once

@@ -28,7 +28,7 @@ What it does, so that it can be set against mtlite's Trainer on the same machine
     eps 1e-8; mtlite's TrainOptions defaults are the same), lr and batch size from model.json's
     "training" block unless given (1e-3 and 256 there), no weight decay, no clipping; the loss
     is mtlite's fixed balancing, the sum over tasks of the mean BCE from the logits
-    (include/mtlite/train/loss.hpp); the training rows are shuffled every epoch with a seeded
+    (include/mtlite/offline/train/loss.hpp); the training rows are shuffled every epoch with a seeded
     torch.Generator, batches of BATCH_SIZE rows (the last one smaller). The initial weights
     follow mtlite's scheme (He/Xavier uniform, embeddings uniform with variance 1/dim, zero
     biases) but are drawn by torch's generator: the same distribution, not the same values as
@@ -69,7 +69,7 @@ touched (like SparseAdam); with census's small vocabularies a batch touches most
 
 BLAS: Debian's python3-torch calls the system libblas.so.3 for every Linear and bmm. With only
 the reference BLAS (libblas3) installed that is netlib's plain loop, about 4x slower per step
-here than OpenBLAS. PERFORMANCE.md measures PyTorch with libopenblas0-openmp (and
+here than OpenBLAS. docs/performance.md measures PyTorch with libopenblas0-openmp (and
 OPENBLAS_CORETYPE unset). Without installing it system-wide:
     apt-get download libopenblas0-openmp && dpkg-deb -x libopenblas0-openmp_*.deb /tmp/openblas
     LD_LIBRARY_PATH=/tmp/openblas/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/bin/python3 ...

@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-#include "span.hpp"
+#include "core/span.hpp"
 
 namespace mtlite {
 

@@ -21,6 +21,7 @@
 #include "format/reader.hpp"
 #include "format/spec_json.hpp"
 #include "network.hpp"
+#include "selftest.hpp"
 #include "spec.hpp"
 #include "tensors.hpp"
 #include "weights.hpp"
@@ -44,8 +45,8 @@ struct LoadOptions {
 // What a model holds, per tensor (for `mtlite inspect`).
 struct TensorInfo {
   std::string name;
-  format::DType dtype;
-  format::Layout layout;
+  DType dtype;
+  Layout layout;
   std::vector<std::uint64_t> shape;
   std::uint64_t bytes;
 };
@@ -118,11 +119,13 @@ class Model {
   // Bytes the model copied at load (0 when a file runs entirely in place, apart from i8 column sums).
   std::size_t copied_bytes() const noexcept { return plan_.arena.size(); }
 
-  // Runs the self-test stored in the file (inputs and the outputs they must give); throws Error
-  // naming the first output that differs. A model without a self-test passes trivially; use
-  // has_selftest() to tell. (Defined in session.hpp: it runs a Session.)
+  // Runs the self-test stored in the file (selftest.hpp: inputs and the outputs they must give);
+  // throws Error naming the first output that differs. A model without a self-test passes
+  // trivially; use has_selftest() to tell.
   bool has_selftest() const { return metadata_.is_object() && metadata_.find("selftest") != nullptr; }
-  void verify() const;
+  void verify() const {
+    if (const Json* test = metadata_.find("selftest")) check_selftest(*test, spec_, plan_, num_outputs());
+  }
 
   // Checks the file's XXH64 checksum now (LoadOptions::verify_checksum does it at load): throws
   // Error("model file: checksum mismatch: the file is corrupt") when the bytes the model runs
@@ -185,6 +188,3 @@ class Model {
 };
 
 }  // namespace mtlite
-
-// Model::verify runs a Session; either header may be included first.
-#include "session.hpp"

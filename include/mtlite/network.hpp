@@ -114,6 +114,14 @@ inline Network prune(Network net) {
 
 }  // namespace internal
 
+// Parameter names: the one rule every reader of weights uses (binder, converter, trainer, files).
+// An mlp's layer i is "<node>.<i>", a gate's one layer is "<node>"; each has "<prefix>.weight"
+// and "<prefix>.bias" (and, in i8 files, "<prefix>.weight.scale").
+inline std::string layer_prefix(const Node& n, std::size_t i) {
+  return n.kind == Node::Kind::gate ? n.name : n.name + "." + std::to_string(i);
+}
+inline std::string embedding_name(const std::string& feature) { return "embedding." + feature; }
+
 // Builds the graph of a valid spec (call Spec::validate first).
 inline Network build_network(const Spec& spec) {
   using internal::add_gated_mix;

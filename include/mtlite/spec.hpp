@@ -3,7 +3,7 @@
 // A Spec says what the network computes; it holds no weights. The input vector x is
 //   x = concat(embeddings of the categorical and multi-hot features in spec order,
 //              the dense features in spec order)
-// and every architecture below reads x (MODELS.md gives the formulas):
+// and every architecture below reads x (docs/models.md gives the formulas):
 //   single_task    y_k = tower_k(x)
 //   shared_bottom  y_k = tower_k(bottom(x))
 //   omoe           y_k = tower_k(sum_i g_i(x) expert_i(x)),     one gate
@@ -20,12 +20,11 @@
 #include <string>
 #include <vector>
 
-#include "error.hpp"
-#include "hash.hpp"
+#include "core/activation.hpp"
+#include "core/error.hpp"
+#include "core/hash.hpp"
 
 namespace mtlite {
-
-enum class Activation : std::uint8_t { identity, relu, sigmoid, tanh };
 
 struct Layer {
   std::uint32_t units = 0;
@@ -205,16 +204,6 @@ struct Spec {
   // Throws Error naming the first field that is wrong.
   void validate() const;
 };
-
-inline const char* to_string(Activation a) {
-  switch (a) {
-    case Activation::identity: return "identity";
-    case Activation::relu: return "relu";
-    case Activation::sigmoid: return "sigmoid";
-    case Activation::tanh: return "tanh";
-  }
-  return "?";
-}
 
 inline const char* to_string(Architecture a) {
   switch (a) {

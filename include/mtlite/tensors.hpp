@@ -9,15 +9,16 @@
 #include <string>
 #include <vector>
 
-#include "error.hpp"
-#include "format/mtl.hpp"
+#include "core/dtype.hpp"
+#include "core/error.hpp"
+#include "core/shape.hpp"
 #include "weights.hpp"
 
 namespace mtlite {
 
 struct TensorRef {
-  format::DType dtype = format::DType::f32;
-  format::Layout layout = format::Layout::plain;
+  DType dtype = DType::f32;
+  Layout layout = Layout::plain;
   std::vector<std::uint64_t> shape;
   const std::byte* data = nullptr;
   std::uint64_t bytes = 0;
@@ -27,8 +28,8 @@ using TensorMap = std::map<std::string, TensorRef>;
 
 // A tensor that owns its bytes (the converter's output before it is written).
 struct StoredTensor {
-  format::DType dtype = format::DType::f32;
-  format::Layout layout = format::Layout::plain;
+  DType dtype = DType::f32;
+  Layout layout = Layout::plain;
   std::vector<std::uint64_t> shape;
   std::vector<std::byte> data;
 
@@ -40,7 +41,7 @@ using TensorStore = std::map<std::string, StoredTensor>;
 inline TensorMap tensor_refs(const Weights& w) {
   TensorMap out;
   for (const auto& [name, t] : w)
-    out[name] = {format::DType::f32, format::Layout::plain, t.shape,
+    out[name] = {DType::f32, Layout::plain, t.shape,
                  reinterpret_cast<const std::byte*>(t.data.data()), t.data.size() * sizeof(float)};
   return out;
 }
@@ -49,13 +50,6 @@ inline TensorMap tensor_refs(const TensorStore& store) {
   TensorMap out;
   for (const auto& [name, t] : store) out[name] = t.ref();
   return out;
-}
-
-// Element count of a shape.
-inline std::uint64_t numel(const std::vector<std::uint64_t>& shape) {
-  std::uint64_t n = 1;
-  for (std::uint64_t d : shape) n *= d;
-  return n;
 }
 
 }  // namespace mtlite

@@ -9,8 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "core/random.hpp"
+#include "core/shape.hpp"
 #include "network.hpp"
-#include "random.hpp"
 #include "spec.hpp"
 
 namespace mtlite {
@@ -19,11 +20,7 @@ struct Tensor {
   std::vector<std::uint64_t> shape;
   std::vector<float> data;
 
-  std::uint64_t numel() const {
-    std::uint64_t n = 1;
-    for (std::uint64_t d : shape) n *= d;
-    return n;
-  }
+  std::uint64_t numel() const { return mtlite::numel(shape); }
 };
 
 using Weights = std::map<std::string, Tensor>;
@@ -34,19 +31,10 @@ struct ParamInfo {
   Role role = Role::weight;
   std::vector<std::uint64_t> shape;
   Activation activation = Activation::identity;  // what follows a weight; picks its init
+  std::string layer;  // weight, bias: the layer_prefix() they belong to (empty for tables)
 
-  std::uint64_t numel() const {
-    std::uint64_t n = 1;
-    for (std::uint64_t d : shape) n *= d;
-    return n;
-  }
+  std::uint64_t numel() const { return mtlite::numel(shape); }
 };
-
-inline std::string shape_string(const std::vector<std::uint64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
 
 // Every parameter of the spec: embedding tables in feature order, then each node's layers in
 // network order.
@@ -54,17 +42,16 @@ inline std::vector<ParamInfo> parameters(const Spec& spec, const Network& net) {
   std::vector<ParamInfo> out;
   for (const Feature& f : spec.features)
     if (f.has_embedding())
-      out.push_back({"embedding." + f.name, ParamInfo::Role::embedding,
-                     {f.table_rows(), f.embedding_dim}, Activation::identity});
+      out.push_back({embedding_name(f.name), ParamInfo::Role::embedding,
+                     {f.table_rows(), f.embedding_dim}, Activation::identity, {}});
   for (const Node& n : net.nodes) {
     if (n.kind != Node::Kind::mlp && n.kind != Node::Kind::gate) continue;
     std::uint64_t in = net.nodes[static_cast<std::size_t>(n.input)].width;
     for (std::size_t i = 0; i < n.layers.size(); ++i) {
-      const std::string prefix =
-          n.kind == Node::Kind::gate ? n.name : n.name + "." + std::to_string(i);
+      const std::string prefix = layer_prefix(n, i);
       const Layer& layer = n.layers[i];
-      out.push_back({prefix + ".weight", ParamInfo::Role::weight, {layer.units, in}, layer.activation});
-      out.push_back({prefix + ".bias", ParamInfo::Role::bias, {layer.units}, layer.activation});
+      out.push_back({prefix + ".weight", ParamInfo::Role::weight, {layer.units, in}, layer.activation, prefix});
+      out.push_back({prefix + ".bias", ParamInfo::Role::bias, {layer.units}, layer.activation, prefix});
       in = layer.units;
     }
   }

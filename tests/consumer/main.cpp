@@ -4,10 +4,10 @@
 #include <vector>
 
 #include <mtlite/mtlite.hpp>
-#include <mtlite/reference.hpp>
+#include <mtlite/offline/benchmark_model.hpp>
 
 int main() {
-  const mtlite::Spec spec = mtlite::reference_spec();
+  const mtlite::Spec spec = mtlite::benchmark_spec();
   const mtlite::Model model(spec, mtlite::random_weights(spec, 1));
   mtlite::Session session(model);
   const std::vector<float> x(256, 0.5f);

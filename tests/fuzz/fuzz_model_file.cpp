@@ -4,7 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "mtlite/error.hpp"
+#include "mtlite/core/error.hpp"
 #include "mtlite/format/reader.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -5,11 +5,14 @@
 #include <string>
 #include <vector>
 
-#include "mtlite/error.hpp"
-#include "mtlite/format/writer.hpp"
+#include "mtlite/core/error.hpp"
+#include "mtlite/offline/convert/writer.hpp"
 
 int main(int argc, char** argv) {
   using namespace mtlite::format;
+  using mtlite::DType;
+  using mtlite::Layout;
+  using mtlite::tensor_bytes;
   if (argc != 2) {
     std::fprintf(stderr, "usage: make_seed_model PATH\n");
     return 2;

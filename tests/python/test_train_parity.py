@@ -13,8 +13,8 @@ of 0.7. PyTorch (tools/python/mtlite_torch.py's MtliteModel) starts from seeded 
 random too), which are written as safetensors; the same N batches (different sizes: one row,
 more rows than the Trainer's 128-row chunk, one batch whose second task is entirely masked)
 go into a JSON file. PyTorch trains one epoch of torch.optim.SGD (lr 0.05, no momentum, no
-weight decay) on the batches in order, with the trainer's loss (include/mtlite/train/loss.hpp,
-MODELS.md "Heads and losses"):
+weight decay) on the batches in order, with the trainer's loss (include/mtlite/offline/train/loss.hpp,
+docs/models.md, "Losses"):
     L = sum_k w_k (sum_i m_ik s_i l_ik) / (sum_i m_ik s_i),  l = BCE from the logit,
 a task with no labelled row of positive weight contributing nothing. The C++ helper
 (tests/train_parity.cpp) runs Trainer with OptimizerKind::sgd, the same lr, balancing fixed, on

@@ -11,25 +11,6 @@
 
 namespace mtlite::data {
 
-std::string quote_text(std::string_view s) {
-  constexpr std::size_t kShown = 64;
-  static const char hex[] = "0123456789abcdef";
-  std::string out = "'";
-  for (std::size_t i = 0; i < s.size() && i < kShown; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  if (s.size() > kShown) out += "...";
-  out += '\'';
-  return out;
-}
-
 // Bytes of the file, inflated when it starts with the gzip magic. Concatenated gzip members (what
 // `cat a.gz b.gz` or pigz produce) read as one stream.
 class CsvReader::Source {

@@ -24,7 +24,8 @@
 //   catch, count and carry on. I/O and gzip errors throw plain mtlite::Error and are final.
 #pragma once
 
-#include <mtlite/error.hpp>
+#include <mtlite/core/error.hpp>
+#include <mtlite/core/quote.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -55,9 +56,6 @@ class CsvError : public Error {
   std::size_t line_;
   std::string reason_;
 };
-
-// Text from a file going into an error message: bounded, printable, single-quoted.
-std::string quote_text(std::string_view s);
 
 // Surrounding spaces and tabs removed.
 inline std::string_view trim(std::string_view s) noexcept {

@@ -1,7 +1,7 @@
 #include "dataset.hpp"
 
+#include <mtlite/core/hash.hpp>
 #include <mtlite/format/spec_json.hpp>
-#include <mtlite/hash.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -205,7 +205,7 @@ FeatureBinding feature_from_json(const Json& j, std::size_t i, bool model_form, 
       if (list[k].empty())
         throw Error(fat + ".vocabulary[" + std::to_string(k) + "]: empty (an empty field is missing)");
       if (!seen.insert(list[k]).second)
-        throw Error(fat + ".vocabulary[" + std::to_string(k) + "]: duplicate value " + quote_text(list[k]));
+        throw Error(fat + ".vocabulary[" + std::to_string(k) + "]: duplicate value " + quote(list[k]));
     }
     if (list.size() >= SpecLimits::max_table_rows) throw Error(fat + ".vocabulary: too many values");
     f.vocabulary = list;
@@ -628,7 +628,7 @@ class RowReader {
 
   bool bad(std::size_t col, const char* what, const std::string& name, std::string_view value,
            const char* problem) {
-    reason_ = where(col, what, name) + ": " + quote_text(value) + " " + problem;
+    reason_ = where(col, what, name) + ": " + quote(value) + " " + problem;
     return false;
   }
 
@@ -696,7 +696,7 @@ class RowReader {
         return false;
       }
       if (!parse_number(v, x) || x < 0) {
-        reason_ = column_name(weight_col_) + " (data.weight): " + quote_text(v) + " is not a finite number >= 0";
+        reason_ = column_name(weight_col_) + " (data.weight): " + quote(v) + " is not a finite number >= 0";
         return false;
       }
       weight = static_cast<float>(x);
@@ -859,7 +859,7 @@ ReadReport DataBinding::fit(const std::string& path, Spec& spec, const ReadOptio
       (void)Json(value).dump();  // a vocabulary goes into a model file's JSON: it must be UTF-8
     } catch (const Error&) {
       throw Error(rows.path() + ":" + std::to_string(rows.line()) + ": feature '" + f.name + "': " +
-                  quote_text(value) + " is not valid UTF-8, which a vocabulary needs");
+                  quote(value) + " is not valid UTF-8, which a vocabulary needs");
     }
   };
   while (rows.next()) {

@@ -44,9 +44,9 @@
 
 #include "csv.hpp"
 
+#include <mtlite/core/span.hpp>
 #include <mtlite/format/json.hpp>
 #include <mtlite/input.hpp>
-#include <mtlite/span.hpp>
 #include <mtlite/spec.hpp>
 
 #include <cstddef>

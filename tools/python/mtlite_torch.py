@@ -114,7 +114,7 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------------------------
-# The id hash (include/mtlite/hash.hpp), with Python ints.
+# The id hash (include/mtlite/core/hash.hpp), with Python ints.
 
 MASK64 = (1 << 64) - 1
 
@@ -798,7 +798,7 @@ def make_batch(spec, rows):
 
 
 def multitask_loss(spec, outputs, labels, masks=None, sample_weight=None):
-    """MODELS.md's total loss: sum_k w_k * (sum_i m_ik s_i l_k) / (sum_i m_ik s_i), log loss for
+    """docs/models.md's total loss: sum_k w_k * (sum_i m_ik s_i l_k) / (sum_i m_ik s_i), log loss for
     binary tasks and squared error for regression. Under an esmm block the cvr task has no loss
     of its own; the ctcvr output is trained on labels[ctcvr] (default: ctr label * cvr label)
     with the cvr task's loss_weight. labels/masks: {name: Tensor[B]}; a missing mask is all ones."""
@@ -872,7 +872,7 @@ def write_safetensors(path, tensors, metadata=None):
 
 def read_safetensors(path):
     """({name: tensor (float32)}, metadata) from a .safetensors file with F32/F16/BF16/F64
-    tensors (a convenience reader: mtlite's own, format/safetensors.hpp, is the strict one)."""
+    tensors (a convenience reader: mtlite's own, offline/convert/safetensors.hpp, is the strict one)."""
     with open(path, "rb") as f:
         blob = f.read()
     if len(blob) < 8:

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""mtlite's reference MMoE (include/mtlite/reference.hpp) as ONNX graphs, from the weights that
+"""mtlite's benchmark MMoE (include/mtlite/offline/benchmark_model.hpp) as ONNX graphs, from the weights that
 ort_reference_data writes (reference.safetensors: mtlite names, dense weights [out, in]).
 
 Input "x" [B, 256] float; output "scores" [B, 3] (click, like, share), B dynamic. Opset 17.

@@ -1,15 +1,15 @@
 // What the ONNX Runtime comparison needs, from the same sources as bench/reference_bench.cpp:
-//   reference.safetensors   the f32 weights, reference_weights() (reference.hpp), under
+//   reference.safetensors   the f32 weights, benchmark_weights() (offline/benchmark_model.hpp), under
 //                           mtlite's names (dense weight [out, in], bias [out])
 //   input.f32               256 x 256 floats, Rng(7) uniform in [-1, 1), as the bench draws them
 //   scores_f32.f32          mtlite's f32 scores for those rows, [256, 3] row-major (click, like, share)
 //   scores_i8.f32           the same for the int8 model (mtlite::convert with its defaults)
 //
 //   build/bench/ort_reference_data OUT_DIR
-#include <mtlite/convert.hpp>
-#include <mtlite/format/safetensors.hpp>
 #include <mtlite/mtlite.hpp>
-#include <mtlite/reference.hpp>
+#include <mtlite/offline/benchmark_model.hpp>
+#include <mtlite/offline/convert/convert.hpp>
+#include <mtlite/offline/convert/safetensors.hpp>
 
 #include <cstdio>
 #include <exception>
@@ -55,8 +55,8 @@ int main(int argc, char** argv) try {
     return 2;
   }
   const std::string dir = argv[1];
-  const mtlite::Spec spec = mtlite::reference_spec();
-  const mtlite::Weights weights = mtlite::reference_weights();
+  const mtlite::Spec spec = mtlite::benchmark_spec();
+  const mtlite::Weights weights = mtlite::benchmark_weights();
   std::vector<std::string> names;
   for (const mtlite::ParamInfo& p : mtlite::parameters(spec)) names.push_back(p.name);
   const std::vector<unsigned char> st = mtlite::safetensors_bytes(weights, names);

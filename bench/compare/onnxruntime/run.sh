@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# mtlite beside ONNX Runtime (the peer of PERFORMANCE.md) on the reference model: the same
+# mtlite beside ONNX Runtime (docs/performance.md) on the benchmark model: the same
 # weights, one thread, back to back on an idle machine.
 #   bench/compare/onnxruntime/run.sh [BUILD_DIR [WORK_DIR]]      (defaults: build, /tmp/mtlite-ort)
 # Needs node and npm, and /usr/bin/python3 with onnx and numpy:

@@ -12,18 +12,18 @@
 #include <string>
 #include <vector>
 
-#include "../kernels/quantize.hpp"
+#include "../core/finite.hpp"
+#include "../kernels/i8.hpp"
+#include "../kernels/packed.hpp"
 #include "../network.hpp"
 #include "../tensors.hpp"
 #include "plan.hpp"
 
 namespace mtlite::internal {
 
-using format::DType;
-using format::Layout;
 
 inline std::string describe(const TensorRef& t) {
-  return std::string(format::to_string(t.dtype)) + " " + format::to_string(t.layout) + " " +
+  return std::string(to_string(t.dtype)) + " " + to_string(t.layout) + " " +
          shape_string(t.shape);
 }
 
@@ -33,45 +33,11 @@ inline kernels::WeightType weight_type(DType d) {
 
 // The byte size a tensor must have, after its dtype/layout combination was accepted.
 inline void check_bytes(const std::string& name, const TensorRef& t) {
-  const auto want = format::tensor_bytes(t.dtype, t.layout, t.shape);
+  const auto want = tensor_bytes(t.dtype, t.layout, t.shape);
   if (!want) throw Error("tensor '" + name + "': " + describe(t) + " is not a valid combination");
   if (*want != t.bytes)
     throw Error("tensor '" + name + "': holds " + std::to_string(t.bytes) + " bytes, " + describe(t) +
                 " needs " + std::to_string(*want));
-}
-
-namespace detail {
-
-// The index of the first of n words (little-endian U, unaligned) whose `mask` bits are all set,
-// or n. Blocks of words are or-reduced first, a loop the compiler vectorises: a mapped f32 model
-// is checked at memory speed, and only a block with a hit is searched word by word.
-template <class U>
-std::uint64_t first_with_all_bits(const std::byte* p, std::uint64_t n, U mask) noexcept {
-  constexpr std::uint64_t kBlock = 2048;
-  for (std::uint64_t b = 0; b < n; b += kBlock) {
-    const std::uint64_t e = n - b < kBlock ? n : b + kBlock;
-    unsigned hit = 0;
-    for (std::uint64_t i = b; i < e; ++i) {
-      U w;
-      std::memcpy(&w, p + i * sizeof(U), sizeof(U));
-      hit |= static_cast<unsigned>((w & mask) == mask);
-    }
-    if (hit)
-      for (std::uint64_t i = b; i < e; ++i) {
-        U w;
-        std::memcpy(&w, p + i * sizeof(U), sizeof(U));
-        if ((w & mask) == mask) return i;
-      }
-  }
-  return n;
-}
-
-}  // namespace detail
-
-// The index of the first Inf or NaN among n floats, or n (also for the Session's input check).
-inline std::size_t first_non_finite(const float* v, std::size_t n) noexcept {
-  return static_cast<std::size_t>(
-      detail::first_with_all_bits<std::uint32_t>(reinterpret_cast<const std::byte*>(v), n, 0x7f800000u));
 }
 
 // Every float a tensor holds must be finite (NaN weights poison every score silently): an
@@ -87,7 +53,7 @@ inline void check_finite(const std::string& name, const TensorRef& t) {
     const std::uint64_t n = t.bytes / 2;
     if (const std::uint64_t i = detail::first_with_all_bits<std::uint16_t>(t.data, n, 0x7c00u); i < n) bad(i);
   } else if (t.layout == Layout::rows_q) {  // each row: f32 scale, f32 offset, codes
-    const std::uint64_t stride = format::rows_q_stride(t.dtype, t.shape[1]);
+    const std::uint64_t stride = rows_q_stride(t.dtype, t.shape[1]);
     for (std::uint64_t r = 0; r < t.shape[0]; ++r)
       if (detail::first_with_all_bits<std::uint32_t>(t.data + r * stride, 2, 0x7f800000u) < 2) bad(r);
   }
@@ -122,7 +88,7 @@ class Binder {
       check_bytes(p.name, t);
       check_finite(p.name, t);
       if (p.role == ParamInfo::Role::weight) {
-        const std::string prefix = p.name.substr(0, p.name.size() - 7);  // drop ".weight"
+        const std::string& prefix = p.layer;
         types_[prefix] = weight_type(t.dtype);
         if (t.dtype == DType::i8) {
           if (p.shape[1] > kernels::kMaxI8Inputs)
@@ -165,7 +131,7 @@ class Binder {
     }
     plan.tables.assign(spec_.features.size(), {});
     for (const Feature& f : spec_.features)
-      if (f.has_embedding() && !persistent_) reserve(tensors_.at("embedding." + f.name).bytes);
+      if (f.has_embedding() && !persistent_) reserve(tensors_.at(embedding_name(f.name)).bytes);
     plan.arena = AlignedBuffer<std::byte>(bytes);
 
     std::size_t used = 0;
@@ -213,13 +179,13 @@ class Binder {
     for (std::size_t f = 0; f < spec_.features.size(); ++f) {
       const Feature& feat = spec_.features[f];
       if (!feat.has_embedding()) continue;
-      const TensorRef& t = tensors_.at("embedding." + feat.name);
+      const TensorRef& t = tensors_.at(embedding_name(feat.name));
       TableInfo& info = plan.tables[f];
       info.dtype = t.dtype;
       info.rows = feat.table_rows();
       info.dim = feat.embedding_dim;
-      info.stride = t.layout == Layout::rows_q ? format::rows_q_stride(t.dtype, info.dim)
-                                               : info.dim * format::dtype_bits(t.dtype) / 8;
+      info.stride = t.layout == Layout::rows_q ? rows_q_stride(t.dtype, info.dim)
+                                               : info.dim * dtype_bits(t.dtype) / 8;
       if (persistent_) {
         info.data = t.data;
       } else {

@@ -58,10 +58,6 @@ class Compiler {
   std::vector<Operand> at_;  // where each node's output lives
   std::vector<bool> done_;
 
-  static std::string layer_prefix(const Node& m, std::size_t i) {
-    return m.kind == Node::Kind::gate ? m.name : m.name + "." + std::to_string(i);
-  }
-
   std::uint32_t new_buffer(std::size_t width) {
     plan_.buffer_ld.push_back(static_cast<std::uint32_t>(kernels::round_to_panel(width)));
     return static_cast<std::uint32_t>(plan_.buffer_ld.size() - 1);

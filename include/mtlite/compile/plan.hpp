@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "../aligned_buffer.hpp"
-#include "../format/mtl.hpp"
+#include "../core/aligned_buffer.hpp"
+#include "../core/dtype.hpp"
 #include "../kernels/packed.hpp"
 #include "../spec.hpp"
 
@@ -76,7 +76,7 @@ struct MixInfo {
 
 // An embedding table: f32 or f16 rows (plain), or u8 / u4 quantized rows (rows_q).
 struct TableInfo {
-  format::DType dtype = format::DType::f32;
+  DType dtype = DType::f32;
   const std::byte* data = nullptr;
   std::uint64_t rows = 0;
   std::uint32_t dim = 0;

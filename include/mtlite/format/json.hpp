@@ -43,7 +43,8 @@
 #include <variant>
 #include <vector>
 
-#include "../error.hpp"
+#include "../core/error.hpp"
+#include "../core/quote.hpp"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define MTLITE_JSON_NOINLINE __attribute__((noinline))
@@ -208,7 +209,7 @@ class Json {
   Json* find(std::string_view key) { return const_cast<Json*>(std::as_const(*this).find(key)); }
   const Json& at(std::string_view key) const {
     if (const Json* v = find(key)) return *v;
-    throw Error("missing key " + quote_for_message(key));
+    throw Error("missing key " + quote(key));
   }
   // No mutable version: editing keys in place could make two equal.
   const Object& items() const { return get<Object>(Kind::object); }
@@ -335,26 +336,6 @@ class Json {
     return s;
   }
 
-  // Text from a file going into an error message: bounded, printable, quoted.
-  static std::string quote_for_message(std::string_view s) {
-    constexpr std::size_t kShown = 64;
-    static const char hex[] = "0123456789abcdef";
-    std::string out = "'";
-    for (std::size_t i = 0; i < s.size() && i < kShown; ++i) {
-      const auto c = static_cast<unsigned char>(s[i]);
-      if (c >= 0x20 && c < 0x7f && c != '\\') {
-        out += static_cast<char>(c);
-      } else {
-        out += "\\x";
-        out += hex[c >> 4];
-        out += hex[c & 15];
-      }
-    }
-    if (s.size() > kShown) out += "...";
-    out += '\'';
-    return out;
-  }
-
   // Length of the valid UTF-8 sequence starting at s[i] (which must be >= 0x80), or 0.
   // Follows the Unicode table of well-formed byte sequences (Table 3-7), which excludes
   // overlong forms, surrogates and code points past U+10FFFF.
@@ -398,7 +379,7 @@ class Json {
         const std::size_t n = utf8_sequence(s, i);
         if (n == 0)
           throw Error("json: cannot write a string that is not valid UTF-8: " +
-                      quote_for_message(s));
+                      quote(s));
         out.append(s.data() + i, n);
         i += n;
         continue;
@@ -552,7 +533,7 @@ class Json::Parser {
     if (word == "true") return Json(true);
     if (word == "false") return Json(false);
     if (word == "null") return Json();
-    fail_at(start, "invalid literal " + quote_for_message(word));
+    fail_at(start, "invalid literal " + quote(word));
   }
 
   Json parse_array(int depth) {
@@ -629,7 +610,7 @@ class Json::Parser {
     }
     if (first_repeat < n) {
       fail_at(key_offsets_[base + first_repeat],
-              "duplicate key " + quote_for_message(members[first_repeat].first));
+              "duplicate key " + quote(members[first_repeat].first));
     }
   }
 

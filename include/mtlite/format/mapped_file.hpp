@@ -26,8 +26,8 @@
 #include <utility>
 #include <vector>
 
-#include "../aligned_buffer.hpp"
-#include "../error.hpp"
+#include "../core/aligned_buffer.hpp"
+#include "../core/error.hpp"
 
 #if !defined(_WIN32)
 #include <fcntl.h>

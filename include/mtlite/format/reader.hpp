@@ -43,7 +43,9 @@
 #include <utility>
 #include <vector>
 
-#include "../error.hpp"
+#include "../core/error.hpp"
+#include "../core/quote.hpp"
+#include "../core/shape.hpp"
 #include "checksum.hpp"
 #include "json.hpp"
 #include "mtl.hpp"
@@ -98,25 +100,6 @@ inline void swap_le(TensorEntry& e) noexcept {
   swap_le(e.data_bytes);
 }
 
-// Bytes from a file going into a message: printable ASCII as is, anything else as \xNN, at most
-// 64 bytes shown.
-inline std::string quote(std::string_view s) {
-  static const char hex[] = "0123456789abcdef";
-  std::string out = "'";
-  for (std::size_t i = 0; i < s.size() && i < 64; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  if (s.size() > 64) out += "...";
-  return out + "'";
-}
-
 // What is wrong with a tensor name's characters, or "" when nothing is: it must be well-formed
 // UTF-8 (Unicode Table 3-7: no overlong forms, surrogates or code points past U+10FFFF) without
 // control characters (C0, DEL, C1). Length limits are checked separately.
@@ -155,12 +138,6 @@ inline std::string name_problem(std::string_view s) {
     i += n;
   }
   return {};
-}
-
-inline std::string shape_string(const std::vector<std::uint64_t>& dims) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < dims.size(); ++i) out += (i ? ", " : "") + std::to_string(dims[i]);
-  return out + "]";
 }
 
 [[noreturn]] inline void fail(const std::string& what) { throw Error("model file: " + what); }
@@ -343,7 +320,7 @@ inline FileView FileView::parse(const void* data, std::size_t size, ReadOptions 
     detail::check_region("tensor entry " + to_string(i) + ": the name", e.name_offset, e.name_bytes, file_size);
     const std::string_view name(reinterpret_cast<const char*>(bytes + e.name_offset), e.name_bytes);
     if (std::string problem = detail::name_problem(name); !problem.empty()) {
-      fail(where + "name " + detail::quote(name) + " " + problem);
+      fail(where + "name " + quote(name) + " " + problem);
     }
     where = "tensor '" + std::string(name) + "' (entry " + to_string(i) + "): ";
 
@@ -363,7 +340,7 @@ inline FileView FileView::parse(const void* data, std::size_t size, ReadOptions 
     for (std::uint32_t d = 0; d < e.rank; ++d) {
       if (shape[d] == 0) fail(where + "dims[" + to_string(d) + "] is 0");
     }
-    const std::string kind = std::string(to_string(dtype)) + " " + to_string(layout) + " " + detail::shape_string(shape);
+    const std::string kind = std::string(to_string(dtype)) + " " + to_string(layout) + " " + shape_string(shape);
     const std::optional<std::uint64_t> need = tensor_bytes(dtype, layout, shape);
     if (!need) {
       // Tell the reasons apart: a combination no layout allows, or a size beyond 64 bits.

@@ -9,10 +9,10 @@
 //   add_rows_f16, add_rows_q8, add_rows_q4   embedding bags over f16 / rows_q tables
 #pragma once
 
-#include "../config.hpp"
+#include "../core/config.hpp"
 #include "f16.hpp"
+#include "i8.hpp"
 #include "packed.hpp"
-#include "quantize.hpp"
 #include "ref/activation.hpp"
 #include "ref/dense.hpp"
 #include "ref/dense_f16.hpp"

@@ -26,7 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "../spec.hpp"
+#include "../core/activation.hpp"
 
 namespace mtlite::kernels {
 

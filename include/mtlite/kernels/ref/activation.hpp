@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstddef>
 
-#include "../../spec.hpp"
+#include "../../core/activation.hpp"
 
 namespace mtlite::kernels::ref {
 

@@ -31,8 +31,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "../i8.hpp"
 #include "../packed.hpp"
-#include "../quantize.hpp"
 #include "activation.hpp"
 
 namespace mtlite::kernels {

@@ -6,7 +6,7 @@
 //   add_rows_f16  f16 plain [rows][dim]:  out[d] += f16_to_f32(row[d])               (exact widening)
 //   add_rows_q8   rows_q, u8 codes:       out[d] += fma(float(code[d]), scale, offset)
 //   add_rows_q4   rows_q, u4 codes:       the same, code d in byte d / 2, low nibble first
-// where a rows_q row starts at table + rows[i] * stride (stride = format::rows_q_stride(dtype,
+// where a rows_q row starts at table + rows[i] * stride (stride = rows_q_stride(dtype,
 // dim)) with its f32 scale and f32 offset, then the codes. The SIMD versions perform the same
 // operations on every element (the same fma, then the same addition, rows in order):
 // bit-identical.

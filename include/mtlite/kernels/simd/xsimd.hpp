@@ -4,7 +4,7 @@
 // warning is located in the system header, so silencing it around the include is enough.
 #pragma once
 
-#include "../../config.hpp"
+#include "../../core/config.hpp"
 
 #if defined(MTLITE_NO_SIMD)
 #error "kernels/simd/ is not available when MTLITE_NO_SIMD is defined"

@@ -1,24 +1,19 @@
-// The quantized formats (FORMAT.md: f16 panels16, i8 panels16x4, u8/u4 rows_q) and the code that
-// produces them: the converter's quantizers and packers, and compute_colsum, which the loader
-// runs on the i8 panels of a file. Everything here runs once per model, not per request; it
-// allocates nothing and is plain scalar code, the same on every target.
+// The converter's quantizers and packers (FORMAT.md: f16 panels16, i8 panels16x4, u8/u4 rows_q).
+// Everything here runs once per model, offline; it allocates nothing and is plain scalar code,
+// the same on every target.
 //
 //   pack_panels_f16    f32 [n][k] -> f16 panels16 (K' = k rounded up to even), round to nearest
 //   quantize_dense_i8  f32 [n][k] -> i8 panels16x4 + per-output scale + column sums:
 //                        scale[n] = max_k |W[n][k]| / 127, Q = clamp(nearbyint(W / scale), +-127)
 //                        (a row whose scale is 0, i.e. all zero or below 127 * 2^-149: scale 1,
 //                        codes 0). W[n][k] ~ Q[n][k] * scale[n] within scale[n] / 2.
-//   compute_colsum     colsum[n] = sum_k Q[n][k] from packed panels (0 beyond n)
 //   quantize_rows      f32 embedding table [rows][dim] -> rows_q with 8- or 4-bit codes:
 //                        offset = min, scale = (max - min) / (2^bits - 1) (constant row:
 //                        scale 0), code = clamp(nearbyint((v - offset) / scale), 0, 2^bits - 1)
 //                        (scale 0: code 0); v ~ fma(code, scale, offset) within scale / 2.
 // The quantizers compute in double and round once to float, so huge values (max - min above
-// FLT_MAX) do not overflow; weights must be finite.
-//
-// The runtime side of the formats: i8 dense layers take at most kMaxI8Inputs inputs (the int32
-// accumulators are exact up to there), and need dense_i8_scratch_bytes(m, k) bytes of scratch
-// for m rows (ref/dense_i8.hpp).
+// FLT_MAX) do not overflow; weights must be finite. The runtime side of the i8 format (limits,
+// scratch, column sums) is kernels/i8.hpp.
 #pragma once
 
 #include <cmath>
@@ -26,29 +21,12 @@
 #include <cstdint>
 #include <cstring>
 
-#include "../format/mtl.hpp"
-#include "f16.hpp"
-#include "packed.hpp"
+#include "../../core/dtype.hpp"
+#include "../../kernels/f16.hpp"
+#include "../../kernels/i8.hpp"
+#include "../../kernels/packed.hpp"
 
 namespace mtlite::kernels {
-
-// ---------------------------------------------------------------------------------------------
-// Sizes
-
-// The most inputs of an i8 dense layer: |sum_k (u[k] - zp) Q[n][k]| <= 255 * 127 * K, and the
-// kernels compute acc - zp * colsum with both terms up to 255 * 127 * K in int32:
-// 2 * 255 * 127 * 32768 = 2,122,383,360 < 2^31.
-inline constexpr std::size_t kMaxI8Inputs = 32768;
-
-// Bytes between two quantized activation rows in the i8 scratch: k rounded up to whole 4-groups,
-// then to whole cache lines.
-constexpr std::size_t i8_row_bytes(std::size_t k) noexcept { return (k + 63) / 64 * 64; }
-
-// Scratch of dense_i8 for m rows of k inputs: m code rows of i8_row_bytes(k), then m float
-// scales and m int32 zero points. The pointer must be 4-byte aligned (kAlign is best).
-constexpr std::size_t dense_i8_scratch_bytes(std::size_t m, std::size_t k) noexcept {
-  return m * (i8_row_bytes(k) + sizeof(float) + sizeof(std::int32_t));
-}
 
 // ---------------------------------------------------------------------------------------------
 // f16 panels
@@ -68,30 +46,6 @@ inline void pack_panels_f16(const float* w, std::size_t n, std::size_t k, std::u
 
 // ---------------------------------------------------------------------------------------------
 // i8 dense weights
-
-// Byte offset of Q[n][k] in panels16x4 panels of k inputs.
-constexpr std::size_t i8_index(std::size_t k, std::size_t row, std::size_t col) noexcept {
-  const std::size_t G = panel_rows(WeightType::i8, k);
-  return (((row / kPanel) * G + col / 4) * kPanel + row % kPanel) * 4 + col % 4;
-}
-
-// colsum[0 .. round_to_panel(n)): sum over k of the codes of output n (0 beyond n). The loader
-// runs this over every i8 panel of a file, so it sums each 64-byte group position-wise first
-// (a loop the compiler vectorises) and folds the 4 bytes of each output at the end; integer
-// sums are exact in any order.
-inline void compute_colsum(const std::int8_t* panels, std::size_t n, std::size_t k,
-                           std::int32_t* colsum) noexcept {
-  const std::size_t G = panel_rows(WeightType::i8, k);
-  const std::size_t P = panel_count(n);
-  for (std::size_t p = 0; p < P; ++p) {
-    std::int32_t acc[kPanel * 4] = {};
-    const std::int8_t* w = panels + p * G * kPanel * 4;
-    for (std::size_t g = 0; g < G; ++g)
-      for (std::size_t b = 0; b < kPanel * 4; ++b) acc[b] += w[g * kPanel * 4 + b];
-    for (std::size_t j = 0; j < kPanel; ++j)
-      colsum[p * kPanel + j] = p * kPanel + j < n ? acc[4 * j] + acc[4 * j + 1] + acc[4 * j + 2] + acc[4 * j + 3] : 0;
-  }
-}
 
 // Quantizes a row-major [n][k] f32 weight (finite) into panel_count(n) i8 panels16x4, writing
 // every byte (padding zero), scale[0 .. round_to_panel(n)) (0 beyond n) and colsum likewise.
@@ -125,13 +79,13 @@ inline void quantize_dense_i8(const float* w, std::size_t n, std::size_t k, std:
 // ---------------------------------------------------------------------------------------------
 // Quantized embedding rows (rows_q)
 
-// Quantizes a row-major [rows][dim] f32 table (finite) into rows of format::rows_q_stride(u8 or
+// Quantizes a row-major [rows][dim] f32 table (finite) into rows of rows_q_stride(u8 or
 // u4, dim) bytes (format/mtl.hpp): f32 scale, f32 offset, codes (u8, or u4 two per byte, low
 // nibble first); every byte is written, padding zero. bits is 8 or 4.
 inline void quantize_rows(const float* table, std::size_t rows, std::size_t dim, unsigned bits,
                           std::uint8_t* out) noexcept {
   const auto stride =
-      static_cast<std::size_t>(format::rows_q_stride(bits == 4 ? format::DType::u4 : format::DType::u8, dim));
+      static_cast<std::size_t>(rows_q_stride(bits == 4 ? DType::u4 : DType::u8, dim));
   const double levels = bits == 4 ? 15.0 : 255.0;
   std::memset(out, 0, rows * stride);
   for (std::size_t r = 0; r < rows; ++r) {

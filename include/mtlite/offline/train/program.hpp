@@ -17,7 +17,7 @@
 // Parameter blocks, in the dense arena (one flat float array, what the optimiser walks):
 //   Wt   [in][out]  the fused weight, transposed from the logical [out, in]
 //   bias [out]
-// A logical tensor of weights.hpp (TensorRef) is a column range [col, col + width) of a block.
+// A logical tensor of weights.hpp (ParamRange) is a column range [col, col + width) of a block.
 // A copy W [out][in_pad] of every block in the logical orientation serves dX; it is refreshed
 // after every update.
 //
@@ -33,12 +33,12 @@
 #include <string>
 #include <vector>
 
-#include "../error.hpp"
-#include "../hash.hpp"
-#include "../network.hpp"
-#include "../spec.hpp"
-#include "../weights.hpp"
-#include "kernels.hpp"
+#include "../../core/error.hpp"
+#include "../../core/hash.hpp"
+#include "../../network.hpp"
+#include "../../spec.hpp"
+#include "../../weights.hpp"
+#include "math.hpp"
 
 namespace mtlite::train {
 
@@ -87,13 +87,13 @@ struct Op {
   View mixed;
 };
 
-struct Block {
+struct ParamBlock {
   std::uint32_t in = 0, out = 0;
   std::size_t wt = 0, bias = 0;  // offsets in the dense arena
   std::size_t w = 0, in_pad = 0;  // offset and row length of the W copy
 };
 
-struct TensorRef {
+struct ParamRange {
   std::string name;
   ParamInfo::Role role = ParamInfo::Role::weight;
   std::vector<std::uint64_t> shape;
@@ -105,7 +105,7 @@ struct TensorRef {
   bool last_shared = false;  // a weight of the last shared layer (GradNorm's W)
 };
 
-struct TableInfo {
+struct TableInput {
   std::uint32_t feature = 0;  // index in spec.features
   std::uint32_t col = 0;      // first column in x
   std::uint32_t dim = 0;
@@ -129,7 +129,7 @@ struct DenseInfo {
   float mean = 0.0f, inv_std = 1.0f;  // standardize: (v - mean) * inv_std
 };
 
-struct GateInfo {
+struct GateView {
   std::string name;
   View view;
   std::vector<std::string> experts;  // expert node names, in gate order
@@ -139,11 +139,11 @@ struct Program {
   std::size_t tasks = 0;
   std::vector<std::uint32_t> buffer_width;
   std::vector<Op> ops;
-  std::vector<Block> blocks;
+  std::vector<ParamBlock> blocks;
   std::size_t arena_size = 0;  // floats of parameters in the dense arena (no slack)
   std::size_t copy_size = 0;
-  std::vector<TensorRef> tensors;  // in parameters(spec) order
-  std::vector<TableInfo> tables;   // embedding features in spec order
+  std::vector<ParamRange> tensors;  // in parameters(spec) order
+  std::vector<TableInput> tables;   // embedding features in spec order
   std::vector<DenseInfo> dense;    // dense features in spec order
   std::size_t n_ids = 0, n_bags = 0;
   std::size_t emb_width = 0, input_width = 0;
@@ -151,7 +151,7 @@ struct Program {
   std::vector<View> heads;       // per task: its logit (width 0 when the task has no tower)
   std::vector<bool> has_loss;    // per task
   int esmm_ctr = -1, esmm_cvr = -1;
-  std::vector<GateInfo> gates;   // every gate of the network
+  std::vector<GateView> gates;   // every gate of the network
   std::vector<int> output_task;  // per served output (Spec::output_name order); -1 = pCTCVR
   bool input_grad = false;       // some op reads x and there are embeddings
 };
@@ -159,8 +159,8 @@ struct Program {
 namespace detail {
 
 inline Program compile_program(const Spec& spec, const Network& net) {
-  using kernels::kPad;
-  using kernels::round_up;
+  using math::kPad;
+  using math::round_up;
   Program p;
   const std::size_t T = spec.tasks.size();
   p.tasks = T;
@@ -170,7 +170,7 @@ inline Program compile_program(const Spec& spec, const Network& net) {
   for (std::size_t f = 0; f < spec.features.size(); ++f) {
     const Feature& feat = spec.features[f];
     if (!feat.has_embedding()) continue;
-    TableInfo t;
+    TableInput t;
     t.feature = static_cast<std::uint32_t>(f);
     t.col = static_cast<std::uint32_t>(col);
     t.dim = feat.embedding_dim;
@@ -247,7 +247,7 @@ inline Program compile_program(const Spec& spec, const Network& net) {
     op.block = static_cast<std::uint32_t>(p.blocks.size());
     op.tasks.bits.assign(T, 0);
     p.buffer_width.push_back(0);
-    Block b;
+    ParamBlock b;
     b.in = in.width;
     p.blocks.push_back(b);
     p.ops.push_back(op);
@@ -315,7 +315,7 @@ inline Program compile_program(const Spec& spec, const Network& net) {
 
   // The dense arena and the W copies.
   std::size_t off = 0, copy = 0;
-  for (Block& b : p.blocks) {
+  for (ParamBlock& b : p.blocks) {
     b.wt = off;
     off += static_cast<std::size_t>(b.in) * b.out;
     b.bias = off;
@@ -358,8 +358,8 @@ inline Program compile_program(const Spec& spec, const Network& net) {
   // Tensors, in the order of parameters(spec, net).
   for (std::size_t t = 0; t < p.tables.size(); ++t) {
     const Feature& f = spec.features[p.tables[t].feature];
-    TensorRef r;
-    r.name = "embedding." + f.name;
+    ParamRange r;
+    r.name = embedding_name(f.name);
     r.role = ParamInfo::Role::embedding;
     r.shape = {f.table_rows(), f.embedding_dim};
     r.index = static_cast<std::uint32_t>(t);
@@ -377,8 +377,8 @@ inline Program compile_program(const Spec& spec, const Network& net) {
     }
     std::uint64_t in = net.nodes[static_cast<std::size_t>(n.input)].width;
     for (std::size_t l = 0; l < n.layers.size(); ++l) {
-      const std::string prefix = n.kind == Node::Kind::gate ? n.name : n.name + "." + std::to_string(l);
-      TensorRef r;
+      const std::string prefix = layer_prefix(n, l);
+      ParamRange r;
       r.index = static_cast<std::uint32_t>(layer_at[i][l].block);
       r.col = layer_at[i][l].col;
       r.width = n.layers[l].units;
@@ -405,7 +405,7 @@ inline Program compile_program(const Spec& spec, const Network& net) {
       throw Error("trainer: parameter '" + infos[i].name + "' disagrees with weights.hpp");
 
   for (int g : net.gates) {
-    GateInfo info;
+    GateView info;
     info.name = net.nodes[static_cast<std::size_t>(g)].name;
     info.view = node_view[static_cast<std::size_t>(g)];
     for (const Node& n : net.nodes)

@@ -1,4 +1,4 @@
-// Gate diagnostics for MoE, MMoE and PLE models (MODELS.md, "Diagnostics users ask for").
+// Gate diagnostics for MoE, MMoE and PLE models (docs/models.md, "Gate diagnostics").
 //
 // For a gate and a set of rows:
 //   mean_weight[e]  mean over rows of the gate's weight on expert e
@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "../error.hpp"
-#include "../span.hpp"
+#include "../../core/error.hpp"
+#include "../../core/span.hpp"
 
 namespace mtlite::train {
 

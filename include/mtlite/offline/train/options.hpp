@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "../error.hpp"
+#include "../../core/error.hpp"
 
 namespace mtlite::train {
 
@@ -16,7 +16,7 @@ enum class OptimizerKind : std::uint8_t {
   adagrad,  // PyTorch's Adagrad: sum += g^2; p -= lr * g / (sqrt(sum) + 1e-10)
 };
 
-// How the task losses L_k are combined (MODELS.md, "Balancing tasks during training").
+// How the task losses L_k are combined (docs/models.md, "Balancing tasks during training").
 enum class BalanceMethod : std::uint8_t {
   fixed,        // sum_k w_k L_k with w_k = Task::loss_weight
   uncertainty,  // Kendall et al. 2018: learned s_k = log sigma_k^2 (Task::loss_weight unused)

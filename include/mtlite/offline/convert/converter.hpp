@@ -7,22 +7,22 @@
 #include <string>
 #include <vector>
 
-#include "compile/compiler.hpp"
-#include "model.hpp"
-#include "format/json.hpp"
-#include "format/spec_json.hpp"
-#include "format/writer.hpp"
-#include "kernels/f16.hpp"
-#include "kernels/quantize.hpp"
-#include "network.hpp"
-#include "tensors.hpp"
-#include "weights.hpp"
+#include "../../compile/compiler.hpp"
+#include "../../format/json.hpp"
+#include "../../format/spec_json.hpp"
+#include "../../kernels/f16.hpp"
+#include "../../model.hpp"
+#include "../../network.hpp"
+#include "../../tensors.hpp"
+#include "../../weights.hpp"
+#include "quantize.hpp"
+#include "writer.hpp"
 
 namespace mtlite {
 
 struct ConvertOptions {
   kernels::WeightType dense = kernels::WeightType::f32;  // dense layers: f32, f16 or i8
-  format::DType embeddings = format::DType::f32;         // tables: f32, f16, u8 or u4
+  DType embeddings = DType::f32;         // tables: f32, f16, u8 or u4
   bool drop_aux = false;  // auxiliary tasks: their towers and what only they use are removed
   // Layers that decide between experts or produce a score are small and sensitive: with i8
   // dense layers, gates and the last layer of every tower stay in floating point (f16: half the
@@ -58,8 +58,6 @@ std::vector<std::byte> as_bytes(const std::vector<T>& v) {
 // Quantizes and packs float weights (logical layout) for the runtime. Throws Error when the
 // weights do not fit the spec.
 inline Converted convert(const Spec& spec_in, const Weights& weights, const ConvertOptions& options) {
-  using format::DType;
-  using format::Layout;
   Converted out;
   out.spec = spec_in;
   if (options.drop_aux)
@@ -74,7 +72,7 @@ inline Converted convert(const Spec& spec_in, const Weights& weights, const Conv
   std::vector<std::string> heads;
   for (const Node& n : net.nodes)
     if (n.kind == Node::Kind::mlp && n.name.rfind("tower", 0) == 0)
-      heads.push_back(n.name + "." + std::to_string(n.layers.size() - 1));
+      heads.push_back(layer_prefix(n, n.layers.size() - 1));
 
   for (const ParamInfo& p : parameters(out.spec, net)) {
     const Tensor& t = weights.at(p.name);
@@ -92,7 +90,7 @@ inline Converted convert(const Spec& spec_in, const Weights& weights, const Conv
         s.data = internal::as_bytes(h);
       } else {
         s.layout = Layout::rows_q;
-        s.data.resize(*format::tensor_bytes(s.dtype, s.layout, s.shape));
+        s.data.resize(*tensor_bytes(s.dtype, s.layout, s.shape));
         kernels::quantize_rows(t.data.data(), rows, dim, s.dtype == DType::u8 ? 8 : 4,
                                reinterpret_cast<std::uint8_t*>(s.data.data()));
       }
@@ -103,7 +101,7 @@ inline Converted convert(const Spec& spec_in, const Weights& weights, const Conv
       std::copy(t.data.begin(), t.data.end(), padded.begin());
       s.data = internal::as_bytes(padded);
     } else {
-      const std::string prefix = p.name.substr(0, p.name.size() - 7);
+      const std::string& prefix = p.layer;
       const std::size_t n = p.shape[0], k = p.shape[1];
       kernels::WeightType type = options.dense;
       why = "dense";
@@ -146,7 +144,7 @@ inline Converted convert(const Spec& spec_in, const Weights& weights, const Conv
       }
     }
     if (!why.empty())
-      out.report.set(p.name, Json::object().set("dtype", format::to_string(s.dtype)).set("why", why));
+      out.report.set(p.name, Json::object().set("dtype", to_string(s.dtype)).set("why", why));
     out.tensors[p.name] = std::move(s);
   }
   return out;
@@ -167,7 +165,7 @@ inline format::FileWriter model_writer(const Spec& spec, const TensorStore& tens
     w.add(name, t.dtype, t.layout, t.shape, t.data.data(), t.data.size());
   };
   for (const Feature& f : spec.features)
-    if (f.has_embedding()) add("embedding." + f.name);
+    if (f.has_embedding()) add(embedding_name(f.name));
   for (const internal::PackedLayer& L : model.plan().layers) {
     for (const internal::Block& b : L.blocks) add(b.prefix + ".weight");
     for (const internal::Block& b : L.blocks) add(b.prefix + ".bias");
@@ -184,14 +182,14 @@ inline Weights float_weights(const Spec& spec, const TensorMap& tensors) {
     const auto it = tensors.find(p.name);
     if (it == tensors.end()) throw Error("missing tensor '" + p.name + "'");
     const TensorRef& t = it->second;
-    if (t.dtype != format::DType::f32)
-      throw Error("tensor '" + p.name + "' is " + format::to_string(t.dtype) +
+    if (t.dtype != DType::f32)
+      throw Error("tensor '" + p.name + "' is " + to_string(t.dtype) +
                   ": convert from the float model (the f32 checkpoint), not a quantized one");
     Tensor w;
     w.shape = p.shape;
     w.data.resize(p.numel());
     const auto* src = reinterpret_cast<const float*>(t.data);
-    if (t.layout == format::Layout::panels16) {
+    if (t.layout == Layout::panels16) {
       const std::size_t n = p.shape[0], k = p.shape[1];
       for (std::size_t r = 0; r < n; ++r)
         for (std::size_t c = 0; c < k; ++c)

@@ -23,8 +23,8 @@
 #include <cstring>
 #include <vector>
 
-#include "../input.hpp"
-#include "kernels.hpp"
+#include "../../input.hpp"
+#include "math.hpp"
 #include "parameters.hpp"
 #include "program.hpp"
 
@@ -43,13 +43,13 @@ struct Workspace {
     std::size_t off = 0;
     for (std::size_t b = 0; b < p.buffer_width.size(); ++b) {
       const std::size_t w = p.buffer_width[b] + (b == 0 ? 1 : 0);
-      const std::size_t l = kernels::round_up(w ? w : 1, kernels::kPad);
+      const std::size_t l = math::round_up(w ? w : 1, math::kPad);
       offset.push_back(off);
       ld.push_back(l);
       off += l * rows;
     }
-    act.assign(off + kernels::kPad, 0.0f);
-    grad.assign(off + kernels::kPad, 0.0f);
+    act.assign(off + math::kPad, 0.0f);
+    grad.assign(off + math::kPad, 0.0f);
     for (std::size_t r = 0; r < rows; ++r) act[r * ld[0] + p.input_width] = 1.0f;
   }
   float* a(std::uint32_t b) { return act.data() + offset[b]; }
@@ -100,9 +100,9 @@ MTLITE_ALWAYS_INLINE void row_add(float* y, const float* x, std::size_t n, float
     case 16: fixed_axpy<16>(y, x, a, scaled); return;
     default:
       if (scaled)
-        kernels::axpy(n, a, x, y);
+        math::axpy(n, a, x, y);
       else
-        kernels::add(n, x, y);
+        math::add(n, x, y);
       return;
   }
 }
@@ -131,7 +131,7 @@ inline void gather(const Program& p, const Spec& spec, const Parameters& params,
     cats = heap.data();
   }
   for (std::size_t t = 0; t < p.tables.size(); ++t) {
-    const TableInfo& info = p.tables[t];
+    const TableInput& info = p.tables[t];
     if (info.bag) continue;
     cats[n_cats++] = {params.tables[t].data(), record ? record->rows[t].data() : nullptr, info.size,
                       info.dim, info.col, info.slot, info.hashed};
@@ -150,7 +150,7 @@ inline void gather(const Program& p, const Spec& spec, const Parameters& params,
       detail::row_copy(xr + l.col, l.table + row * l.dim, l.dim);
     }
     for (std::size_t t = 0; t < p.tables.size(); ++t) {
-      const TableInfo& info = p.tables[t];
+      const TableInput& info = p.tables[t];
       if (!info.bag) continue;
       const float* table = params.tables[t].data();
       const std::size_t dim = info.dim;
@@ -192,7 +192,7 @@ inline void mix_forward(const Op& op, Workspace& ws, std::size_t n) {
     const View& v = op.experts[e];
     const float* h = ws.a(v.buffer) + v.col;
     const std::size_t ldh = ws.ld[v.buffer];
-    for (std::size_t r = 0; r < n; ++r) kernels::axpy(w, g[r * ldg + e], h + r * ldh, out + r * ldo);
+    for (std::size_t r = 0; r < n; ++r) math::axpy(w, g[r * ldg + e], h + r * ldh, out + r * ldo);
   }
 }
 
@@ -210,8 +210,8 @@ inline void mix_backward(const Op& op, Workspace& ws, std::size_t n) {
     float* dh = ws.g(v.buffer) + v.col;
     const std::size_t ldh = ws.ld[v.buffer];
     for (std::size_t r = 0; r < n; ++r) {
-      dg[r * ldg + e] += kernels::dot(w, dout + r * ldo, h + r * ldh);
-      kernels::axpy(w, g[r * ldg + e], dout + r * ldo, dh + r * ldh);
+      dg[r * ldg + e] += math::dot(w, dout + r * ldo, h + r * ldh);
+      math::axpy(w, g[r * ldg + e], dout + r * ldo, dh + r * ldh);
     }
   }
 }
@@ -220,20 +220,20 @@ inline void mix_backward(const Op& op, Workspace& ws, std::size_t n) {
 inline void forward(const Program& p, const Parameters& params, Workspace& ws, std::size_t n) {
   for (const Op& op : p.ops) {
     if (op.kind == Op::Kind::linear) {
-      const Block& b = p.blocks[op.block];
+      const ParamBlock& b = p.blocks[op.block];
       const float* x = ws.a(op.in.buffer) + op.in.col;
       float* y = ws.a(op.out);
       const std::size_t ldx = ws.ld[op.in.buffer], ldy = ws.ld[op.out];
-      kernels::GemmOptions go;
+      math::GemmOptions go;
       go.bias = params.arena.data() + b.bias;
       go.floor = op.floor.empty() ? nullptr : op.floor.data();
       go.padded = true;
-      kernels::gemm(n, b.out, b.in, x, ldx, 1, params.arena.data() + b.wt, b.out, y, ldy, go);
+      math::gemm(n, b.out, b.in, x, ldx, 1, params.arena.data() + b.wt, b.out, y, ldy, go);
       for (const Segment& s : op.segments) {
         if (s.epilogue == Segment::Epilogue::activation && s.activation != Activation::relu)
-          kernels::activate_rows(s.activation, n, s.width, y + s.col, ldy);
+          math::activate_rows(s.activation, n, s.width, y + s.col, ldy);
         else if (s.epilogue == Segment::Epilogue::softmax)
-          kernels::softmax_rows(n, s.width, y + s.col, ldy);
+          math::softmax_rows(n, s.width, y + s.col, ldy);
       }
     } else {
       mix_forward(op, ws, n);
@@ -249,26 +249,26 @@ inline void backward(const Program& p, const Parameters& params, Workspace& ws, 
     const Op& op = p.ops[i];
     if (task >= 0 ? !op.tasks.has(static_cast<std::size_t>(task)) : op.tasks.count() == 0) continue;
     if (op.kind == Op::Kind::linear) {
-      const Block& b = p.blocks[op.block];
+      const ParamBlock& b = p.blocks[op.block];
       const float* y = ws.a(op.out);
       float* dy = ws.g(op.out);
       const std::size_t ldy = ws.ld[op.out];
       for (const Segment& s : op.segments) {
         if (s.epilogue == Segment::Epilogue::activation)
-          kernels::activation_grad_rows(s.activation, n, s.width, y + s.col, ldy, dy + s.col, ldy);
+          math::activation_grad_rows(s.activation, n, s.width, y + s.col, ldy, dy + s.col, ldy);
         else if (s.epilogue == Segment::Epilogue::softmax)
-          kernels::softmax_grad_rows(n, s.width, y + s.col, ldy, dy + s.col, ldy);
+          math::softmax_grad_rows(n, s.width, y + s.col, ldy, dy + s.col, ldy);
       }
       const float* x = ws.a(op.in.buffer) + op.in.col;
       const std::size_t ldx = ws.ld[op.in.buffer];
       // dWt[in][out] += x^T dy; db += column sums of dy (for x: the ones column, see Workspace).
-      kernels::GemmOptions acc;
+      math::GemmOptions acc;
       acc.accumulate = true;
       if (op.in.buffer == 0 && op.in.col == 0 && op.in.width == p.input_width) {
-        kernels::gemm(b.in + 1, b.out, n, x, 1, ldx, dy, ldy, dense_grad + b.wt, b.out, acc);
+        math::gemm(b.in + 1, b.out, n, x, 1, ldx, dy, ldy, dense_grad + b.wt, b.out, acc);
       } else {
-        kernels::gemm(b.in, b.out, n, x, 1, ldx, dy, ldy, dense_grad + b.wt, b.out, acc);
-        kernels::column_sums(n, b.out, dy, ldy, dense_grad + b.bias);
+        math::gemm(b.in, b.out, n, x, 1, ldx, dy, ldy, dense_grad + b.wt, b.out, acc);
+        math::column_sums(n, b.out, dy, ldy, dense_grad + b.bias);
       }
       // dx += dy W. W's rows are zero past `in`, so C's lanes past the input's columns are
       // rewritten unchanged: the padded path is exact.
@@ -276,9 +276,9 @@ inline void backward(const Program& p, const Parameters& params, Workspace& ws, 
       acc.padded = true;
       if (op.in.buffer == 0) {
         if (demb && p.emb_width)
-          kernels::gemm(n, b.in, b.out, dy, ldy, 1, w, b.in_pad, demb + r0 * p.demb_ld, p.demb_ld, acc);
+          math::gemm(n, b.in, b.out, dy, ldy, 1, w, b.in_pad, demb + r0 * p.demb_ld, p.demb_ld, acc);
       } else {
-        kernels::gemm(n, op.in.width, b.out, dy, ldy, 1, w, b.in_pad, ws.g(op.in.buffer) + op.in.col,
+        math::gemm(n, op.in.width, b.out, dy, ldy, 1, w, b.in_pad, ws.g(op.in.buffer) + op.in.col,
                       ws.ld[op.in.buffer], acc);
       }
     } else {

@@ -5,7 +5,7 @@
 //   program.hpp      the network compiled for training: ops, fused parameter blocks, task sets
 //   parameters.hpp   the training layout of the parameters and its exact conversion to Weights
 //   engine.hpp       forward and backward over a chunk of rows
-//   kernels.hpp      the GEMM and row-wise loops (xsimd, or scalar with MTLITE_NO_SIMD)
+//   math.hpp         the GEMM and row-wise loops (xsimd, or scalar with MTLITE_NO_SIMD)
 //   loss.hpp         task losses from logits, masks, sample weights, ESMM
 //   balancing.hpp    uncertainty weighting, GradNorm, MetaBalance
 //   optimizer.hpp    SGD, Adam, Adagrad; lazy embedding rows
@@ -18,7 +18,7 @@
 #include "balancing.hpp"
 #include "diagnostics.hpp"
 #include "engine.hpp"
-#include "kernels.hpp"
+#include "math.hpp"
 #include "loss.hpp"
 #include "optimizer.hpp"
 #include "options.hpp"

@@ -51,7 +51,7 @@ inline const char* format_to(char (&buf)[N], const char* fmt, ...) noexcept {
   return buf;
 }
 
-inline std::string format(const char* fmt, ...) {
+inline std::string printf_string(const char* fmt, ...) {
   va_list args, again;
   va_start(args, fmt);
   va_copy(again, args);

@@ -46,9 +46,10 @@
 #include <utility>
 #include <vector>
 
-#include "../error.hpp"
-#include "../weights.hpp"
-#include "json.hpp"
+#include "../../core/error.hpp"
+#include "../../core/quote.hpp"
+#include "../../format/json.hpp"
+#include "../../weights.hpp"
 
 namespace mtlite {
 
@@ -64,25 +65,6 @@ struct SafetensorsFile {
 };
 
 namespace internal::safetensors {
-
-// Text from the file going into an error message: bounded, printable, quoted.
-inline std::string quote(std::string_view s) {
-  constexpr std::size_t kShown = 80;
-  static const char hex[] = "0123456789abcdef";
-  std::string out = "'";
-  for (std::size_t i = 0; i < s.size() && i < kShown; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  if (s.size() > kShown) out += "...";
-  return out + "'";
-}
 
 [[noreturn]] inline void fail(const std::string& message) { throw Error("safetensors: " + message); }
 
@@ -280,7 +262,7 @@ inline SafetensorsFile parse_safetensors(const void* data, std::size_t size) {
         st::fail(std::string("__metadata__ is ") + Json::kind_name(m.second.kind()) + ", expected an object");
       for (const Json::Member& kv : m.second.items()) {
         if (!kv.second.is_string())
-          st::fail("__metadata__: value of " + st::quote(kv.first) + " is " +
+          st::fail("__metadata__: value of " + quote(kv.first) + " is " +
                    Json::kind_name(kv.second.kind()) + ", expected a string");
         file.metadata.emplace(kv.first, kv.second.as_string());
       }
@@ -300,7 +282,7 @@ inline SafetensorsFile parse_safetensors(const void* data, std::size_t size) {
   for (const st::Entry* e : order) {
     if (e->begin < at)
       st::fail_tensor(e->name, "data_offsets [" + std::to_string(e->begin) + ", " +
-                                   std::to_string(e->end) + "] overlap tensor " + st::quote(prev->name) +
+                                   std::to_string(e->end) + "] overlap tensor " + quote(prev->name) +
                                    " [" + std::to_string(prev->begin) + ", " + std::to_string(prev->end) + "]");
     if (e->begin > at)
       st::fail_tensor(e->name, "data_offsets begin at " + std::to_string(e->begin) + ", leaving " +
@@ -363,7 +345,7 @@ inline std::vector<unsigned char> safetensors_bytes(const Weights& weights, cons
   std::uint64_t offset = 0;
   for (const std::string& name : names) {
     const auto it = weights.find(name);
-    if (it == weights.end()) throw Error("safetensors: no tensor " + internal::safetensors::quote(name) + " to write");
+    if (it == weights.end()) throw Error("safetensors: no tensor " + quote(name) + " to write");
     std::string shape;
     for (std::uint64_t d : it->second.shape) shape += (shape.empty() ? "" : ",") + std::to_string(d);
     const std::uint64_t bytes = it->second.data.size() * sizeof(float);
@@ -400,11 +382,11 @@ inline Weights rename_tensors(const Weights& weights, const Json& tensors_map) {
   Weights out;
   for (const Json::Member& m : tensors_map.items()) {
     if (!m.second.is_string())
-      throw Error("tensors: " + st::quote(m.first) + " maps to " + Json::kind_name(m.second.kind()) +
+      throw Error("tensors: " + quote(m.first) + " maps to " + Json::kind_name(m.second.kind()) +
                   ", expected a tensor name (a string)");
     const auto it = weights.find(m.second.as_string());
     if (it == weights.end())
-      throw Error("tensors: " + st::quote(m.first) + " maps to tensor " + st::quote(m.second.as_string()) +
+      throw Error("tensors: " + quote(m.first) + " maps to tensor " + quote(m.second.as_string()) +
                   ", which the weights file does not hold");
     out.emplace(m.first, it->second);
   }

@@ -23,7 +23,7 @@
 #include <limits>
 #include <vector>
 
-#include "../error.hpp"
+#include "../../core/error.hpp"
 
 namespace mtlite::train {
 

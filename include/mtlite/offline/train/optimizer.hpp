@@ -11,7 +11,7 @@
 #include <cmath>
 #include <cstddef>
 
-#include "kernels.hpp"
+#include "math.hpp"
 #include "options.hpp"
 
 namespace mtlite::train {
@@ -54,8 +54,8 @@ struct OptimizerStep {
   void apply(std::size_t n, float* p, const float* g, float* s1, float* s2) const noexcept {
     std::size_t i = 0;
 #if !defined(MTLITE_NO_SIMD)
-    using kernels::vfloat;
-    constexpr std::size_t W = kernels::kPad;
+    using math::vfloat;
+    constexpr std::size_t W = math::kPad;
     const vfloat cs(clip_scale), wd(l2);
     switch (kind) {
       case OptimizerKind::sgd: {

@@ -1,4 +1,4 @@
-// Task losses (MODELS.md, "Heads and losses"), from the logits of the task towers.
+// Task losses (docs/models.md, "Losses"), from the logits of the task towers.
 //
 //   binary      l = BCE(y, sigmoid(z)) = max(z, 0) - y z + log1p(exp(-|z|)),  dl/dz = sigmoid(z) - y
 //   regression  l = (z - y)^2,                                                  dl/dz = 2 (z - y)
@@ -24,9 +24,9 @@
 #include <string>
 #include <vector>
 
-#include "../error.hpp"
-#include "../span.hpp"
-#include "../spec.hpp"
+#include "../../core/error.hpp"
+#include "../../core/span.hpp"
+#include "../../spec.hpp"
 #include "engine.hpp"
 #include "program.hpp"
 
@@ -47,13 +47,13 @@ inline Targets make_targets(const Program& p, const Spec& spec, std::size_t rows
                             span<const float> weights) {
   const std::size_t T = p.tasks;
   if (labels.size() != rows * T)
-    throw Error(internal::format("labels: got %zu values, expected %zu rows x %zu tasks = %zu",
+    throw Error(internal::printf_string("labels: got %zu values, expected %zu rows x %zu tasks = %zu",
                                  labels.size(), rows, T, rows * T));
   if (!mask.empty() && mask.size() != rows * T)
-    throw Error(internal::format("mask: got %zu values, expected empty or %zu rows x %zu tasks = %zu",
+    throw Error(internal::printf_string("mask: got %zu values, expected empty or %zu rows x %zu tasks = %zu",
                                  mask.size(), rows, T, rows * T));
   if (!weights.empty() && weights.size() != rows)
-    throw Error(internal::format("weights: got %zu values, expected empty or %zu (one per row)",
+    throw Error(internal::printf_string("weights: got %zu values, expected empty or %zu (one per row)",
                                  weights.size(), rows));
   Targets t;
   t.rows = rows;
@@ -64,7 +64,7 @@ inline Targets make_targets(const Program& p, const Spec& spec, std::size_t rows
   for (std::size_t r = 0; r < rows; ++r) {
     const float s = weights.empty() ? 1.0f : weights[r];
     if (!std::isfinite(s) || s < 0.0f)
-      throw Error(internal::format("weights[%zu] = %g: sample weights must be finite and >= 0", r,
+      throw Error(internal::printf_string("weights[%zu] = %g: sample weights must be finite and >= 0", r,
                                    static_cast<double>(s)));
     for (std::size_t k = 0; k < T; ++k) {
       if (!p.has_loss[k]) continue;
@@ -72,10 +72,10 @@ inline Targets make_targets(const Program& p, const Spec& spec, std::size_t rows
       const float y = labels[r * T + k];
       if (m && s > 0.0f) {
         if (!std::isfinite(y))
-          throw Error(internal::format("labels[%zu][%zu] (task '%s') is not finite", r, k,
+          throw Error(internal::printf_string("labels[%zu][%zu] (task '%s') is not finite", r, k,
                                        spec.tasks[k].name.c_str()));
         if (spec.tasks[k].kind == TaskKind::binary && !(y >= 0.0f && y <= 1.0f))
-          throw Error(internal::format("labels[%zu][%zu] = %g: task '%s' is binary, labels are in [0, 1]",
+          throw Error(internal::printf_string("labels[%zu][%zu] = %g: task '%s' is binary, labels are in [0, 1]",
                                        r, k, static_cast<double>(y), spec.tasks[k].name.c_str()));
       }
       t.label[k][r] = m ? y : 0.0f;

@@ -1,4 +1,4 @@
-// Task balancing (MODELS.md, "Balancing tasks during training"): the arithmetic of each method
+// Task balancing (docs/models.md, "Balancing tasks during training"): the arithmetic of each method
 // on per-task numbers, separate from where the numbers come from (the trainer).
 //
 // A task is *active* in a step when it has at least one labelled row of positive weight; an

@@ -16,16 +16,16 @@
 #include <string>
 #include <vector>
 
-#include "../error.hpp"
-#include "../weights.hpp"
+#include "../../core/error.hpp"
+#include "../../weights.hpp"
 #include "program.hpp"
 
 namespace mtlite::train {
 
 // Calls f(offset, length) for each contiguous run of a dense tensor in the arena.
 template <class F>
-void for_each_run(const Program& p, const TensorRef& t, F&& f) {
-  const Block& b = p.blocks[t.index];
+void for_each_run(const Program& p, const ParamRange& t, F&& f) {
+  const ParamBlock& b = p.blocks[t.index];
   if (t.role == ParamInfo::Role::bias) {
     f(b.bias + t.col, static_cast<std::size_t>(t.width));
     return;
@@ -41,8 +41,8 @@ struct Parameters {
   explicit Parameters(const Program& p = Program{}) { resize(p); }
 
   void resize(const Program& p) {
-    arena.assign(p.arena_size + kernels::kPad, 0.0f);
-    copy.assign(p.copy_size + kernels::kPad, 0.0f);
+    arena.assign(p.arena_size + math::kPad, 0.0f);
+    copy.assign(p.copy_size + math::kPad, 0.0f);
     tables.resize(p.tables.size());
     for (std::size_t t = 0; t < p.tables.size(); ++t)
       tables[t].assign(static_cast<std::size_t>(p.tables[t].rows) * p.tables[t].dim, 0.0f);
@@ -51,15 +51,15 @@ struct Parameters {
   // W copies of blocks [first, last) from the arena.
   void refresh(const Program& p, std::size_t first, std::size_t last) {
     for (std::size_t i = first; i < last; ++i) {
-      const Block& b = p.blocks[i];
-      kernels::transpose(b.in, b.out, arena.data() + b.wt, b.out, copy.data() + b.w, b.in_pad);
+      const ParamBlock& b = p.blocks[i];
+      math::transpose(b.in, b.out, arena.data() + b.wt, b.out, copy.data() + b.w, b.in_pad);
     }
   }
   void refresh(const Program& p) { refresh(p, 0, p.blocks.size()); }
 };
 
 // One tensor of an arena-shaped array (parameters or optimiser state) in the logical layout.
-inline Tensor tensor_from(const Program& p, const TensorRef& t, const float* arena,
+inline Tensor tensor_from(const Program& p, const ParamRange& t, const float* arena,
                           const std::vector<std::vector<float>>* tables) {
   Tensor out;
   out.shape = t.shape;
@@ -68,7 +68,7 @@ inline Tensor tensor_from(const Program& p, const TensorRef& t, const float* are
     return out;
   }
   out.data.resize(out.numel());
-  const Block& b = p.blocks[t.index];
+  const ParamBlock& b = p.blocks[t.index];
   if (t.role == ParamInfo::Role::bias) {
     std::memcpy(out.data.data(), arena + b.bias + t.col, t.width * sizeof(float));
   } else {
@@ -79,7 +79,7 @@ inline Tensor tensor_from(const Program& p, const TensorRef& t, const float* are
 }
 
 // The inverse of tensor_from; throws when the shape is wrong.
-inline void tensor_into(const Program& p, const TensorRef& t, const Tensor& in, float* arena,
+inline void tensor_into(const Program& p, const ParamRange& t, const Tensor& in, float* arena,
                         std::vector<std::vector<float>>* tables) {
   if (in.shape != t.shape || in.data.size() != in.numel())
     throw Error("tensor '" + t.name + "' has shape " + shape_string(in.shape) + " (" +
@@ -88,7 +88,7 @@ inline void tensor_into(const Program& p, const TensorRef& t, const Tensor& in, 
     (*tables)[t.index] = in.data;
     return;
   }
-  const Block& b = p.blocks[t.index];
+  const ParamBlock& b = p.blocks[t.index];
   if (t.role == ParamInfo::Role::bias) {
     std::memcpy(arena + b.bias + t.col, in.data.data(), t.width * sizeof(float));
   } else {
@@ -99,14 +99,14 @@ inline void tensor_into(const Program& p, const TensorRef& t, const Tensor& in, 
 
 inline Weights to_weights(const Program& p, const Parameters& params) {
   Weights w;
-  for (const TensorRef& t : p.tensors) w.emplace(t.name, tensor_from(p, t, params.arena.data(), &params.tables));
+  for (const ParamRange& t : p.tensors) w.emplace(t.name, tensor_from(p, t, params.arena.data(), &params.tables));
   return w;
 }
 
 // Every tensor of the program must be present with its shape and finite values; names that the
 // program does not know are ignored (a checkpoint holds other things too).
 inline void from_weights(const Program& p, const Weights& w, Parameters& params) {
-  for (const TensorRef& t : p.tensors) {
+  for (const ParamRange& t : p.tensors) {
     const auto it = w.find(t.name);
     if (it == w.end()) throw Error("weights: missing tensor '" + t.name + "'");
     if (it->second.shape != t.shape || it->second.data.size() != it->second.numel())
@@ -116,7 +116,7 @@ inline void from_weights(const Program& p, const Weights& w, Parameters& params)
     for (float v : it->second.data)
       if (!std::isfinite(v)) throw Error("weights: tensor '" + t.name + "' has a value that is not finite");
   }
-  for (const TensorRef& t : p.tensors) tensor_into(p, t, w.at(t.name), params.arena.data(), &params.tables);
+  for (const ParamRange& t : p.tensors) tensor_into(p, t, w.at(t.name), params.arena.data(), &params.tables);
   params.refresh(p);
 }
 

@@ -47,11 +47,11 @@
 #include <unistd.h>
 #endif
 
-#include "../error.hpp"
-#include "checksum.hpp"
-#include "json.hpp"
-#include "mtl.hpp"
-#include "reader.hpp"
+#include "../../core/error.hpp"
+#include "../../format/checksum.hpp"
+#include "../../format/json.hpp"
+#include "../../format/mtl.hpp"
+#include "../../format/reader.hpp"
 
 namespace mtlite::format {
 
@@ -205,7 +205,7 @@ class FileWriter {
 
   void check(const std::string& name, DType dtype, Layout layout, const std::vector<std::uint64_t>& shape,
              const void* data, std::size_t bytes) const {
-    const std::string where = "model file: tensor " + detail::quote(name) + ": ";
+    const std::string where = "model file: tensor " + quote(name) + ": ";
     if (name.empty() || name.size() > kMaxNameBytes) {
       throw Error(where + "a name is 1.." + std::to_string(kMaxNameBytes) + " bytes, this one " +
                   std::to_string(name.size()));
@@ -222,7 +222,7 @@ class FileWriter {
       throw Error(where + "rank " + std::to_string(shape.size()) + ", expected 1..4");
     }
     const std::string kind =
-        std::string(to_string(dtype)) + " " + to_string(layout) + " " + detail::shape_string(shape);
+        std::string(to_string(dtype)) + " " + to_string(layout) + " " + shape_string(shape);
     const std::optional<std::uint64_t> need = tensor_bytes(dtype, layout, shape);
     if (!need) throw Error(where + kind + " has no valid size (a bad combination, a zero dim or an overflow)");
     if (*need != bytes) {

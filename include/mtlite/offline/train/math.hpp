@@ -23,16 +23,16 @@
 #include <cstring>
 #include <utility>
 
-#include "../config.hpp"
-#include "../kernels/ref/activation.hpp"
-#include "../kernels/ref/softmax.hpp"
-#include "../spec.hpp"
+#include "../../core/config.hpp"
+#include "../../kernels/ref/activation.hpp"
+#include "../../kernels/ref/softmax.hpp"
+#include "../../spec.hpp"
 
 #if !defined(MTLITE_NO_SIMD)
-#include "../kernels/simd/xsimd.hpp"
+#include "../../kernels/simd/xsimd.hpp"
 #endif
 
-namespace mtlite::train::kernels {
+namespace mtlite::train::math {
 
 #if defined(MTLITE_NO_SIMD)
 inline constexpr std::size_t kPad = 1;
@@ -360,4 +360,4 @@ inline void transpose(std::size_t rows, std::size_t cols, const float* src, std:
     }
 }
 
-}  // namespace mtlite::train::kernels
+}  // namespace mtlite::train::math

@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "input.hpp"
-#include "random.hpp"
-#include "spec.hpp"
+#include "../core/random.hpp"
+#include "../input.hpp"
+#include "../spec.hpp"
 
 namespace mtlite {
 

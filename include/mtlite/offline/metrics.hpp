@@ -1,5 +1,5 @@
 // Evaluation metrics: exact, and fast enough for every epoch of the trainer, `mtlite eval` and the
-// converter's calibration report (MODELS.md, "Metrics").
+// converter's calibration report (docs/training.md lists them with the commands that report them).
 //
 //   auc       exact global ROC AUC (weighted Mann-Whitney), one radix sort: O(n)
 //   log_loss  weighted mean binary cross-entropy, scores clipped to [1e-7, 1 - 1e-7]
@@ -23,8 +23,8 @@
 // - Extra memory is O(n): at most 24 bytes per valid row (auc: 8 to 16), freed on return.
 #pragma once
 
-#include <mtlite/error.hpp>
-#include <mtlite/span.hpp>
+#include <mtlite/core/error.hpp>
+#include <mtlite/core/span.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -97,15 +97,15 @@ class Scratch {
 inline void check_sizes(const char* fn, std::size_t n, std::size_t labels, std::size_t weights,
                         std::size_t mask, std::size_t groups, bool need_groups) {
   if (labels != n)
-    throw Error(internal::format("%s: labels has %zu rows but scores has %zu", fn, labels, n));
+    throw Error(internal::printf_string("%s: labels has %zu rows but scores has %zu", fn, labels, n));
   if (weights != 0 && weights != n)
-    throw Error(internal::format("%s: weights has %zu rows but scores has %zu (empty = all 1)", fn,
+    throw Error(internal::printf_string("%s: weights has %zu rows but scores has %zu (empty = all 1)", fn,
                                  weights, n));
   if (mask != 0 && mask != n)
-    throw Error(internal::format("%s: mask has %zu rows but scores has %zu (empty = all valid)",
+    throw Error(internal::printf_string("%s: mask has %zu rows but scores has %zu (empty = all valid)",
                                  fn, mask, n));
   if (need_groups && groups != n)
-    throw Error(internal::format("%s: groups has %zu rows but scores has %zu", fn, groups, n));
+    throw Error(internal::printf_string("%s: groups has %zu rows but scores has %zu", fn, groups, n));
 }
 
 // The weight of row i, or 0 when the row is to be skipped. Throws on bad input in a kept row.
@@ -117,14 +117,14 @@ inline double row_weight(const char* fn, std::size_t i, span<const float> scores
   if (!weights.empty()) {
     const float wf = weights[i];
     if (!(wf >= 0.0f) || !std::isfinite(wf))
-      throw Error(internal::format("%s: weights[%zu] = %g; weights must be finite and >= 0", fn,
+      throw Error(internal::printf_string("%s: weights[%zu] = %g; weights must be finite and >= 0", fn,
                                    i, static_cast<double>(wf)));
     w = wf;
     if (w == 0.0) return 0.0;  // absent, like a masked row: its score and label are not read
   }
-  if (std::isnan(scores[i])) throw Error(internal::format("%s: scores[%zu] is NaN", fn, i));
+  if (std::isnan(scores[i])) throw Error(internal::printf_string("%s: scores[%zu] is NaN", fn, i));
   if (!std::isfinite(labels[i]))
-    throw Error(internal::format("%s: labels[%zu] = %g is not finite", fn, i,
+    throw Error(internal::printf_string("%s: labels[%zu] = %g is not finite", fn, i,
                                  static_cast<double>(labels[i])));
   return w;
 }
@@ -306,7 +306,7 @@ inline double log_loss(span<const float> scores, span<const float> labels,
     if (w <= 0.0) continue;
     const double y = labels[i];
     if (!(y >= 0.0 && y <= 1.0))
-      throw Error(internal::format("log_loss: labels[%zu] = %g is outside [0, 1]", i, y));
+      throw Error(internal::printf_string("log_loss: labels[%zu] = %g is outside [0, 1]", i, y));
     const double p = std::min(std::max(static_cast<double>(scores[i]), kLo), kHi);
     sum -= w * (y * std::log(p) + (1.0 - y) * std::log1p(-p));
     total += w;
@@ -402,7 +402,7 @@ inline GroupMetric ndcg_at(std::size_t k, span<const float> scores, span<const f
   for (std::size_t i = 0; i < n; ++i) {
     if (d::row_weight("ndcg_at", i, scores, labels, {}, mask) <= 0.0) continue;
     if (!(labels[i] >= 0.0f))
-      throw Error(internal::format("ndcg_at: labels[%zu] = %g; relevance must be >= 0", i,
+      throw Error(internal::printf_string("ndcg_at: labels[%zu] = %g; relevance must be >= 0", i,
                                    static_cast<double>(labels[i])));
     rows[m++] = {groups[i], ~d::order_key(scores[i]), labels[i], i};
   }

@@ -39,12 +39,12 @@
 #include <string>
 #include <vector>
 
-#include "../error.hpp"
-#include "../input.hpp"
-#include "../network.hpp"
-#include "../span.hpp"
-#include "../spec.hpp"
-#include "../weights.hpp"
+#include "../../core/error.hpp"
+#include "../../core/span.hpp"
+#include "../../input.hpp"
+#include "../../network.hpp"
+#include "../../spec.hpp"
+#include "../../weights.hpp"
 #include "affinity.hpp"
 #include "balancing.hpp"
 #include "diagnostics.hpp"
@@ -88,14 +88,14 @@ class Trainer {
     prog_ = detail::compile_program(spec_, net_);
     params_.resize(prog_);
     const std::size_t T = prog_.tasks, threads = pool_->size();
-    stride_ = prog_.arena_size + kernels::kPad;
+    stride_ = prog_.arena_size + math::kPad;
     ws_.reserve(threads);
     for (std::size_t t = 0; t < threads; ++t) ws_.emplace_back(prog_, kChunkRows);
     seeds_.assign(threads, std::vector<float>((T + 1) * kChunkRows, 0.0f));
     // Four pieces per thread and block (at least a vector wide), two table groups per thread.
     for (std::size_t b = 0; b < prog_.blocks.size(); ++b) {
       const std::size_t out = prog_.blocks[b].out;
-      const std::size_t n = threads == 1 ? 1 : std::max<std::size_t>(1, std::min(4 * threads, out / kernels::kPad));
+      const std::size_t n = threads == 1 ? 1 : std::max<std::size_t>(1, std::min(4 * threads, out / math::kPad));
       for (std::size_t j = 0; j < n; ++j) pieces_.push_back({b, out * j / n, out * (j + 1) / n});
     }
     const std::size_t tables = prog_.tables.size();
@@ -116,7 +116,7 @@ class Trainer {
         if (prog_.has_loss[k]) main_task_ = static_cast<int>(k);
     if (options_.balancing.method == BalanceMethod::gradnorm) {
       bool any = false;
-      for (const TensorRef& r : prog_.tensors) any = any || r.last_shared;
+      for (const ParamRange& r : prog_.tensors) any = any || r.last_shared;
       gradnorm_on_embeddings_ = !any;
       if (!any && !(prog_.tensors.size() && prog_.tensors[0].role == ParamInfo::Role::embedding &&
                     prog_.tensors[0].shared))
@@ -197,7 +197,7 @@ class Trainer {
       return to_weights(prog_, zero);
     }
     compute(batch, tg, false, false);
-    for (const TensorRef& t : prog_.tensors) {
+    for (const ParamRange& t : prog_.tensors) {
       if (t.role != ParamInfo::Role::embedding) {
         out.emplace(t.name, tensor_from(prog_, t, final_grad_, nullptr));
         continue;
@@ -304,7 +304,7 @@ class Trainer {
     s["train.step"] = Tensor{{2}, {static_cast<float>(step_ & 0xFFFFFFu), static_cast<float>(step_ >> 24)}};
     const std::vector<std::string> names = state_names();
     for (std::size_t j = 0; j < names.size(); ++j)
-      for (const TensorRef& t : prog_.tensors)
+      for (const ParamRange& t : prog_.tensors)
         s["train." + names[j] + "." + t.name] = tensor_from(prog_, t, opt_[j].data(), &opt_tables_[j]);
     auto vec = [&](const std::string& name, const std::vector<float>& v) {
       s[name] = Tensor{{static_cast<std::uint64_t>(v.size())}, v};
@@ -352,7 +352,7 @@ class Trainer {
     step_ = static_cast<std::uint64_t>(st[0]) + (static_cast<std::uint64_t>(st[1]) << 24);
     const std::vector<std::string> names = state_names();
     for (std::size_t j = 0; j < names.size(); ++j)
-      for (const TensorRef& t : prog_.tensors)
+      for (const ParamRange& t : prog_.tensors)
         tensor_into(prog_, t, s.at("train." + names[j] + "." + t.name), opt_[j].data(), &opt_tables_[j]);
     if (options_.balancing.method == BalanceMethod::uncertainty) {
       log_var_ = s.at("train.uncertainty.log_var").data;
@@ -465,7 +465,7 @@ class Trainer {
     opt_.assign(S, std::vector<float>(prog_.arena_size, 0.0f));
     opt_tables_.assign(S, {});
     for (std::size_t j = 0; j < S; ++j)
-      for (const TableInfo& t : prog_.tables)
+      for (const TableInput& t : prog_.tables)
         opt_tables_[j].emplace_back(static_cast<std::size_t>(t.rows) * t.dim, 0.0f);
     bal_opt_.assign(S, std::vector<float>(T, 0.0f));
     log_var_.assign(T, 0.0f);
@@ -514,32 +514,32 @@ class Trainer {
   void check_batch(const Batch& b) const {
     const std::size_t n_dense = prog_.dense.size();
     if (b.dense.size() != b.rows * n_dense)
-      throw Error(internal::format("dense: got %zu values, expected %zu rows x %zu dense features = %zu",
+      throw Error(internal::printf_string("dense: got %zu values, expected %zu rows x %zu dense features = %zu",
                                    b.dense.size(), b.rows, n_dense, b.rows * n_dense));
     if (b.ids.size() != b.rows * prog_.n_ids)
-      throw Error(internal::format("ids: got %zu values, expected %zu rows x %zu categorical features = %zu",
+      throw Error(internal::printf_string("ids: got %zu values, expected %zu rows x %zu categorical features = %zu",
                                    b.ids.size(), b.rows, prog_.n_ids, b.rows * prog_.n_ids));
     if (b.bags.size() != prog_.n_bags)
-      throw Error(internal::format("bags: got %zu, expected one per multi-hot feature (%zu)", b.bags.size(),
+      throw Error(internal::printf_string("bags: got %zu, expected one per multi-hot feature (%zu)", b.bags.size(),
                                    prog_.n_bags));
-    for (const TableInfo& t : prog_.tables) {
+    for (const TableInput& t : prog_.tables) {
       if (!t.bag) continue;
       const Bag& bag = b.bags[t.slot];
       const char* name = spec_.features[t.feature].name.c_str();
       if (bag.offsets.size() != b.rows + 1)
-        throw Error(internal::format("bag '%s': got %zu offsets, expected rows + 1 = %zu", name,
+        throw Error(internal::printf_string("bag '%s': got %zu offsets, expected rows + 1 = %zu", name,
                                      bag.offsets.size(), b.rows + 1));
       for (std::size_t r = 0; r < b.rows; ++r)
         if (bag.offsets[r] > bag.offsets[r + 1])
-          throw Error(internal::format("bag '%s': offsets decrease at row %zu", name, r));
+          throw Error(internal::printf_string("bag '%s': offsets decrease at row %zu", name, r));
       if (bag.offsets[b.rows] > bag.ids.size())
-        throw Error(internal::format("bag '%s': offsets reach %u but there are %zu ids", name,
+        throw Error(internal::printf_string("bag '%s': offsets reach %u but there are %zu ids", name,
                                      static_cast<unsigned>(bag.offsets[b.rows]), bag.ids.size()));
     }
     for (const DenseInfo& d : prog_.dense)
       for (std::size_t r = 0; r < b.rows; ++r)
         if (!std::isfinite(b.dense[r * n_dense + d.slot]))
-          throw Error(internal::format("dense feature '%s' is not finite at row %zu",
+          throw Error(internal::printf_string("dense feature '%s' is not finite at row %zu",
                                        spec_.features[d.feature].name.c_str(), r));
   }
 
@@ -593,7 +593,7 @@ class Trainer {
       lookups_.rows[t].resize(bag ? bag->offsets[rows] : rows);
     }
     demb_.resize(passes_);
-    for (auto& d : demb_) d.resize(rows * prog_.demb_ld + kernels::kPad);
+    for (auto& d : demb_) d.resize(rows * prog_.demb_ld + math::kPad);
 
     // 2. Forward and backward, shard by shard.
     const std::size_t S = shard_count(rows);
@@ -680,7 +680,7 @@ class Trainer {
     std::vector<std::size_t> mine;
     for (std::size_t i = group.first; i < group.last; ++i) mine.push_back(i);
     for (std::size_t i : mine) {
-      const TableInfo& info = prog_.tables[i];
+      const TableInput& info = prog_.tables[i];
       std::vector<std::uint32_t>& mark = marker_[i];
       std::vector<std::uint32_t>& uniq = uniq_[i];
       std::vector<std::uint32_t>& rec = lookups_.rows[i];
@@ -709,7 +709,7 @@ class Trainer {
       cats.clear();
       bags.clear();
       for (std::size_t i : mine) {
-        const TableInfo& info = prog_.tables[i];
+        const TableInput& info = prog_.tables[i];
         (info.bag ? bags : cats)
             .push_back({sgrad_[p][i].data(), lookups_.rows[i].data(), info.dim, info.col, static_cast<std::uint32_t>(i)});
       }
@@ -717,7 +717,7 @@ class Trainer {
         const float* d = demb_[p].data() + r * ew;
         for (const Target& c : cats) detail::row_add(c.grad + static_cast<std::size_t>(c.slot[r]) * c.dim, d + c.col, c.dim);
         for (const Target& c : bags) {
-          const TableInfo& info = prog_.tables[c.index];
+          const TableInput& info = prog_.tables[c.index];
           const Bag& bag = batch.bags[info.slot];
           const std::size_t b = bag.offsets[r], e = bag.offsets[r + 1];
           const float scale = info.mean && e > b ? 1.0f / static_cast<float>(e - b) : 1.0f;
@@ -738,7 +738,7 @@ class Trainer {
     const float* G = dgrad_[0].data();
     gn_norms_.assign(T, 0.0);
     for (std::size_t ti = 0; ti < prog_.tensors.size(); ++ti) {
-      const TensorRef& t = prog_.tensors[ti];
+      const ParamRange& t = prog_.tensors[ti];
       const bool embedding = t.role == ParamInfo::Role::embedding;
       // Per-task squared norms when needed.
       const bool balance = method == BalanceMethod::metabalance && t.shared;
@@ -777,12 +777,12 @@ class Trainer {
         std::vector<float>& out = combined_sparse_[t.index];
         out.assign(uniq_[t.index].size() * prog_.tables[t.index].dim, 0.0f);
         for (std::size_t k = 0; k < T; ++k)
-          if (active_[k] && f[k] != 0.0f) kernels::axpy(out.size(), f[k], sgrad_[k][t.index].data(), out.data());
+          if (active_[k] && f[k] != 0.0f) math::axpy(out.size(), f[k], sgrad_[k][t.index].data(), out.data());
         final_sparse_[t.index] = out.data();
       } else {
         for_each_run(prog_, t, [&](std::size_t off, std::size_t len) {
           for (std::size_t k = 0; k < T; ++k)
-            if (active_[k] && f[k] != 0.0f) kernels::axpy(len, f[k], G + k * stride_ + off, combined_.data() + off);
+            if (active_[k] && f[k] != 0.0f) math::axpy(len, f[k], G + k * stride_ + off, combined_.data() + off);
         });
       }
     }
@@ -805,17 +805,17 @@ class Trainer {
     const float lr = options_.lr;
     for (std::size_t i = 0; i < T; ++i) {
       if (!active_[i]) continue;
-      for (const TensorRef& t : prog_.tensors) {
+      for (const ParamRange& t : prog_.tensors) {
         if (!t.shared) continue;
         if (t.role == ParamInfo::Role::embedding) {
           const std::size_t dim = prog_.tables[t.index].dim;
           const std::vector<std::uint32_t>& u = uniq_[t.index];
           for (std::size_t s = 0; s < u.size(); ++s)
-            kernels::axpy(dim, -lr, sgrad_[i][t.index].data() + s * dim,
+            math::axpy(dim, -lr, sgrad_[i][t.index].data() + s * dim,
                           params_.tables[t.index].data() + static_cast<std::size_t>(u[s]) * dim);
         } else {
           for_each_run(prog_, t, [&](std::size_t off, std::size_t len) {
-            kernels::axpy(len, -lr, dgrad_[0].data() + i * stride_ + off, params_.arena.data() + off);
+            math::axpy(len, -lr, dgrad_[0].data() + i * stride_ + off, params_.arena.data() + off);
           });
         }
       }
@@ -898,7 +898,7 @@ class Trainer {
   // the bias, and rows [o0, o1) of the W copy).
   void reduce_piece(const Piece& c) {
     if (shards_ == 1) return;
-    const Block& b = prog_.blocks[c.block];
+    const ParamBlock& b = prog_.blocks[c.block];
     const std::size_t len = c.o1 - c.o0;
     for (std::size_t p = 0; p < passes_; ++p) {
       float* out = dgrad_[0].data() + p * stride_;
@@ -906,13 +906,13 @@ class Trainer {
         const float* in = dgrad_[s].data() + p * stride_;
         for (std::size_t i = 0; i <= b.in; ++i) {  // i == in: the bias
           const std::size_t off = (i < b.in ? b.wt + i * b.out : b.bias) + c.o0;
-          kernels::add(len, in + off, out + off);
+          math::add(len, in + off, out + off);
         }
       }
     }
   }
   void update_piece(const Piece& c, const OptimizerStep& o) {
-    const Block& b = prog_.blocks[c.block];
+    const ParamBlock& b = prog_.blocks[c.block];
     float* s1 = opt_.size() > 0 ? opt_[0].data() : nullptr;
     float* s2 = opt_.size() > 1 ? opt_[1].data() : nullptr;
     for (std::size_t i = 0; i <= b.in; ++i) {  // i == in: the bias
@@ -920,7 +920,7 @@ class Trainer {
       o.apply(c.o1 - c.o0, params_.arena.data() + off, final_grad_ + off, s1 ? s1 + off : nullptr,
               s2 ? s2 + off : nullptr);
     }
-    kernels::transpose(b.in, c.o1 - c.o0, params_.arena.data() + b.wt + c.o0, b.out,
+    math::transpose(b.in, c.o1 - c.o0, params_.arena.data() + b.wt + c.o0, b.out,
                        params_.copy.data() + b.w + c.o0 * b.in_pad, b.in_pad);
   }
   // The touched rows of a group of tables (lazy: their moments too).
