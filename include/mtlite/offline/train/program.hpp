@@ -21,9 +21,8 @@
 // A copy W [out][in_pad] of every block in the logical orientation serves dX; it is refreshed
 // after every update.
 //
-// Task sets: loss k (the loss of task k, or for the ESMM cvr task the pCTCVR loss) depends on a
-// node when the node is an ancestor of that loss. A parameter is *shared* when it feeds two or
-// more losses (embeddings are shared as soon as two losses exist).
+// Task sets (task_sets.hpp): every op and parameter carries the task losses it feeds; a parameter
+// is *shared* when it feeds two or more.
 #pragma once
 
 #include <algorithm>
@@ -35,27 +34,14 @@
 
 #include "../../core/error.hpp"
 #include "../../core/hash.hpp"
+#include "../../core/shape.hpp"
 #include "../../network.hpp"
 #include "../../spec.hpp"
 #include "../../weights.hpp"
 #include "math.hpp"
+#include "task_sets.hpp"
 
 namespace mtlite::train {
-
-// A set of task losses, one flag per task.
-struct TaskSet {
-  std::vector<std::uint8_t> bits;
-  bool has(std::size_t k) const { return k < bits.size() && bits[k]; }
-  std::size_t count() const {
-    std::size_t n = 0;
-    for (std::uint8_t b : bits) n += b;
-    return n;
-  }
-  void add(const TaskSet& o) {
-    if (bits.size() < o.bits.size()) bits.resize(o.bits.size(), 0);
-    for (std::size_t i = 0; i < o.bits.size(); ++i) bits[i] |= o.bits[i];
-  }
-};
 
 // Columns [col, col + width) of a buffer.
 struct View {
@@ -96,7 +82,7 @@ struct ParamBlock {
 struct ParamRange {
   std::string name;
   ParamInfo::Role role = ParamInfo::Role::weight;
-  std::vector<std::uint64_t> shape;
+  Shape shape;
   std::uint32_t index = 0;  // the block (weight, bias) or the table (embedding)
   std::uint32_t col = 0;    // weight, bias: first column in the block
   std::uint32_t width = 0;  // weight, bias: units of the logical layer
@@ -158,18 +144,68 @@ struct Program {
 
 namespace detail {
 
-inline Program compile_program(const Spec& spec, const Network& net) {
-  using math::kPad;
-  using math::round_up;
-  Program p;
-  const std::size_t T = spec.tasks.size();
-  p.tasks = T;
+// Walks the network once, in node order, and lays out its training program in phases, each
+// filling the part of the Program the next one reads. It fuses as the runtime does
+// (compile/compiler.hpp: every first layer that reads the same node joins one product), but in
+// node order and without weight types or panel padding: the arena is float, rows pad to kPad.
+class ProgramCompiler {
+ public:
+  ProgramCompiler(const Spec& spec, const Network& net) : spec_(spec), net_(net), at_(net.nodes.size()) {}
 
-  // Inputs: embeddings in spec order, then dense features.
-  std::size_t col = 0;
-  for (std::size_t f = 0; f < spec.features.size(); ++f) {
-    const Feature& feat = spec.features[f];
-    if (!feat.has_embedding()) continue;
+  Program run() {
+    p_.tasks = spec_.tasks.size();
+    lay_out_inputs();
+    find_losses();
+    compile_nodes();
+    place_blocks();
+    fold_relu_floors();
+    list_tensors();
+    list_heads_and_gates();
+    return std::move(p_);
+  }
+
+ private:
+  // Where a layer's parameters went: the block and first column of its units.
+  struct LayerAt {
+    std::size_t node = 0, layer = 0;
+    std::uint32_t block = 0, col = 0;
+  };
+
+  const Spec& spec_;
+  const Network& net_;
+  Program p_;
+  TaskSets sets_;
+  std::vector<bool> is_head_;             // per node: the tower of a task with a loss
+  std::vector<View> at_;                  // where each node's output lives
+  std::map<int, std::size_t> reader_op_;  // node read -> the linear op fusing its readers' first layers
+  std::map<std::string, LayerAt> layer_at_;  // by layer_prefix()
+
+  // x's columns: every table feature's embedding in spec order, then the dense features; the
+  // gather (engine.hpp) and the embedding gradient both address x through these.
+  void lay_out_inputs() {
+    std::size_t col = 0;
+    for (std::size_t f = 0; f < spec_.features.size(); ++f)
+      if (spec_.features[f].has_embedding()) {
+        p_.tables.push_back(table_input(f, col));
+        col += spec_.features[f].embedding_dim;
+      }
+    p_.emb_width = col;
+    for (std::size_t f = 0, slot = 0; f < spec_.features.size(); ++f) {
+      const Feature& feat = spec_.features[f];
+      if (feat.has_embedding()) continue;
+      p_.dense.push_back({static_cast<std::uint32_t>(f), static_cast<std::uint32_t>(col++),
+                          static_cast<std::uint32_t>(slot++), feat.normalization, feat.mean,
+                          1.0f / feat.stddev});
+    }
+    p_.input_width = col;
+    if (net_.nodes.empty() || net_.nodes[0].width != col)
+      throw Error("trainer: the network's input width disagrees with the spec");
+  }
+
+  // Feature f's table, its embedding at column col of x; ids and bags count their slots apart
+  // because a Batch holds them in two arrays.
+  TableInput table_input(std::size_t f, std::size_t col) {
+    const Feature& feat = spec_.features[f];
     TableInput t;
     t.feature = static_cast<std::uint32_t>(f);
     t.col = static_cast<std::uint32_t>(col);
@@ -179,242 +215,203 @@ inline Program compile_program(const Spec& spec, const Network& net) {
     t.hashed = feat.mapping == IdMapping::hashing;
     t.mean = t.bag && feat.pooling == Pooling::mean;
     t.size = feat.size;
-    t.slot = static_cast<std::uint32_t>(t.bag ? p.n_bags++ : p.n_ids++);
-    p.tables.push_back(t);
-    col += feat.embedding_dim;
+    t.slot = static_cast<std::uint32_t>(t.bag ? p_.n_bags++ : p_.n_ids++);
+    return t;
   }
-  p.emb_width = col;
-  for (std::size_t f = 0, slot = 0; f < spec.features.size(); ++f) {
-    if (spec.features[f].has_embedding()) continue;
-    const Feature& feat = spec.features[f];
-    p.dense.push_back({static_cast<std::uint32_t>(f), static_cast<std::uint32_t>(col++),
-                       static_cast<std::uint32_t>(slot++), feat.normalization, feat.mean,
-                       1.0f / feat.stddev});
-  }
-  p.input_width = col;
-  if (net.nodes.empty() || net.nodes[0].width != col)
-    throw Error("trainer: the network's input width disagrees with the spec");
 
-  // Loss dependencies: every node's task set.
-  const std::size_t N = net.nodes.size();
-  std::vector<TaskSet> sets(N, TaskSet{std::vector<std::uint8_t>(T, 0)});
-  std::vector<int> tower(T, -1);
-  for (std::size_t i = 0; i < net.outputs.size(); ++i) {
-    const int k = spec.output_task(i);
-    p.output_task.push_back(k);
-    if (k >= 0) tower[static_cast<std::size_t>(k)] = net.outputs[i];
-  }
-  p.has_loss.assign(T, false);
-  for (std::size_t k = 0; k < T; ++k)
-    if (tower[k] >= 0) {
-      p.has_loss[k] = true;
-      sets[static_cast<std::size_t>(tower[k])].bits[k] = 1;
+  // The task of every served output, which tasks have a loss, ESMM's two tasks, and every node's
+  // task set: the ops and tensors below carry them.
+  void find_losses() {
+    const std::size_t T = spec_.tasks.size();
+    sets_ = task_sets(spec_, net_);
+    for (std::size_t i = 0; i < net_.outputs.size(); ++i) p_.output_task.push_back(spec_.output_task(i));
+    p_.has_loss.assign(T, false);
+    is_head_.assign(net_.nodes.size(), false);
+    for (std::size_t k = 0; k < T; ++k)
+      if (sets_.tower[k] >= 0) {
+        p_.has_loss[k] = true;
+        is_head_[static_cast<std::size_t>(sets_.tower[k])] = true;
+      }
+    if (spec_.esmm) {
+      p_.esmm_ctr = spec_.task_index(spec_.esmm->ctr);
+      p_.esmm_cvr = spec_.task_index(spec_.esmm->cvr);
     }
-  if (spec.esmm) {
-    p.esmm_ctr = spec.task_index(spec.esmm->ctr);
-    p.esmm_cvr = spec.task_index(spec.esmm->cvr);
-    // The cvr task's loss is BCE(click AND conversion, pCTR * pCVR): it depends on both towers.
-    sets[static_cast<std::size_t>(tower[static_cast<std::size_t>(p.esmm_ctr)])]
-        .bits[static_cast<std::size_t>(p.esmm_cvr)] = 1;
   }
-  for (std::size_t i = N; i-- > 1;) {
-    const Node& n = net.nodes[i];
-    if (n.kind == Node::Kind::product) continue;
-    for (int j : {n.input, n.gate})
-      if (j >= 0) sets[static_cast<std::size_t>(j)].add(sets[i]);
-    for (int e : n.experts) sets[static_cast<std::size_t>(e)].add(sets[i]);
-  }
-  std::vector<bool> is_head(N, false);
-  for (std::size_t k = 0; k < T; ++k)
-    if (tower[k] >= 0) is_head[static_cast<std::size_t>(tower[k])] = true;
 
-  // Ops. Layer 0 of every mlp and gate joins the linear op of the node it reads (created at its
-  // first reader, which is after the node is computed); later layers are ops of their own.
-  p.buffer_width.push_back(static_cast<std::uint32_t>(col));
-  std::vector<View> node_view(N);
-  node_view[0] = {0, 0, static_cast<std::uint32_t>(col)};
-  std::map<int, std::size_t> reader_op;  // node read -> linear op fusing its readers
-  struct LayerAt {
-    std::size_t block;
-    std::uint32_t col;
-  };
-  std::vector<std::vector<LayerAt>> layer_at(N);
-  auto new_linear = [&](View in) {
+  // The ops, their buffers and their blocks' shapes, in node order, which is the order forward
+  // runs them in; every node's output is computed before its first reader.
+  void compile_nodes() {
+    p_.buffer_width.push_back(static_cast<std::uint32_t>(p_.input_width));
+    at_[0] = {0, 0, static_cast<std::uint32_t>(p_.input_width)};
+    for (std::size_t i = 1; i < net_.nodes.size(); ++i) {
+      switch (net_.nodes[i].kind) {
+        case Node::Kind::input: throw Error("trainer: a second input node");
+        case Node::Kind::mlp:
+        case Node::Kind::gate: compile_layers(i); break;
+        case Node::Kind::mix: compile_mix(i); break;
+        case Node::Kind::product: break;  // computed inside the loss
+      }
+    }
+    // dX of x is only worth computing when embeddings take it.
+    for (const Op& op : p_.ops)
+      if (op.kind == Op::Kind::linear && op.in.buffer == 0 && p_.emb_width > 0) p_.input_grad = true;
+  }
+
+  // An mlp's or gate's layers: layer 0 joins the op fusing every reader of its input (created at
+  // the first reader, after the input is computed); later layers are ops of their own.
+  void compile_layers(std::size_t i) {
+    const Node& n = net_.nodes[i];
+    std::size_t op = fused_op(n.input);
+    View v;
+    for (std::size_t l = 0; l < n.layers.size(); ++l) {
+      if (l > 0) op = new_linear(v);
+      v = add_segment(op, n.layers[l], epilogue(i, l), sets_.of[i]);
+      layer_at_[layer_prefix(n, l)] = {i, l, p_.ops[op].block, v.col};
+    }
+    at_[i] = v;
+  }
+
+  std::size_t fused_op(int input) {
+    const auto it = reader_op_.find(input);
+    if (it != reader_op_.end()) return it->second;
+    const std::size_t op = new_linear(at_[static_cast<std::size_t>(input)]);
+    reader_op_[input] = op;
+    return op;
+  }
+
+  // A tower's last layer is its task's logit (the sigmoid lives in the loss); a gate ends in a
+  // softmax; every other layer in its activation.
+  Segment::Epilogue epilogue(std::size_t i, std::size_t l) const {
+    if (is_head_[i] && l + 1 == net_.nodes[i].layers.size()) return Segment::Epilogue::logit;
+    return net_.nodes[i].kind == Node::Kind::gate ? Segment::Epilogue::softmax : Segment::Epilogue::activation;
+  }
+
+  // A linear op over `in` with an empty block and output buffer; segments widen both.
+  std::size_t new_linear(View in) {
     Op op;
     op.kind = Op::Kind::linear;
     op.in = in;
-    op.out = static_cast<std::uint32_t>(p.buffer_width.size());
-    op.block = static_cast<std::uint32_t>(p.blocks.size());
-    op.tasks.bits.assign(T, 0);
-    p.buffer_width.push_back(0);
+    op.out = static_cast<std::uint32_t>(p_.buffer_width.size());
+    op.block = static_cast<std::uint32_t>(p_.blocks.size());
+    op.tasks.bits.assign(p_.tasks, 0);
+    p_.buffer_width.push_back(0);
     ParamBlock b;
     b.in = in.width;
-    p.blocks.push_back(b);
-    p.ops.push_back(op);
-    return p.ops.size() - 1;
-  };
-  auto add_segment = [&](std::size_t op_index, const Layer& layer, Segment::Epilogue e,
-                         const TaskSet& tasks) {
-    Op& op = p.ops[op_index];
+    p_.blocks.push_back(b);
+    p_.ops.push_back(op);
+    return p_.ops.size() - 1;
+  }
+
+  // Appends a layer's units to a linear op; returns where they land in its output buffer.
+  View add_segment(std::size_t op_index, const Layer& layer, Segment::Epilogue e, const TaskSet& tasks) {
+    Op& op = p_.ops[op_index];
     Segment s;
-    s.col = p.buffer_width[op.out];
+    s.col = p_.buffer_width[op.out];
     s.width = layer.units;
     s.epilogue = e;
     s.activation = layer.activation;
     op.segments.push_back(s);
     op.tasks.add(tasks);
-    p.buffer_width[op.out] += layer.units;
-    p.blocks[op.block].out += layer.units;
+    p_.buffer_width[op.out] += layer.units;
+    p_.blocks[op.block].out += layer.units;
     return View{op.out, s.col, s.width};
-  };
-  for (std::size_t i = 1; i < N; ++i) {
-    const Node& n = net.nodes[i];
-    switch (n.kind) {
-      case Node::Kind::input:
-        throw Error("trainer: a second input node");
-      case Node::Kind::mlp:
-      case Node::Kind::gate: {
-        auto it = reader_op.find(n.input);
-        std::size_t op_index;
-        if (it == reader_op.end()) {
-          op_index = new_linear(node_view[static_cast<std::size_t>(n.input)]);
-          reader_op[n.input] = op_index;
-        } else {
-          op_index = it->second;
-        }
-        View v;
-        for (std::size_t l = 0; l < n.layers.size(); ++l) {
-          if (l > 0) op_index = new_linear(v);
-          Segment::Epilogue e = Segment::Epilogue::activation;
-          if (n.kind == Node::Kind::gate) e = Segment::Epilogue::softmax;
-          if (is_head[i] && l + 1 == n.layers.size()) e = Segment::Epilogue::logit;
-          v = add_segment(op_index, n.layers[l], e, sets[i]);
-          layer_at[i].push_back({p.ops[op_index].block, v.col});
-        }
-        node_view[i] = v;
-        break;
-      }
-      case Node::Kind::mix: {
-        Op op;
-        op.kind = Op::Kind::mix;
-        op.tasks = sets[i];
-        op.gate = node_view[static_cast<std::size_t>(n.gate)];
-        for (int e : n.experts) op.experts.push_back(node_view[static_cast<std::size_t>(e)]);
-        op.mixed = {static_cast<std::uint32_t>(p.buffer_width.size()), 0, n.width};
-        p.buffer_width.push_back(n.width);
-        node_view[i] = op.mixed;
-        p.ops.push_back(op);
-        break;
-      }
-      case Node::Kind::product:
-        break;
+  }
+
+  void compile_mix(std::size_t i) {
+    const Node& n = net_.nodes[i];
+    Op op;
+    op.kind = Op::Kind::mix;
+    op.tasks = sets_.of[i];
+    op.gate = at_[static_cast<std::size_t>(n.gate)];
+    for (int e : n.experts) op.experts.push_back(at_[static_cast<std::size_t>(e)]);
+    op.mixed = {static_cast<std::uint32_t>(p_.buffer_width.size()), 0, n.width};
+    p_.buffer_width.push_back(n.width);
+    at_[i] = op.mixed;
+    p_.ops.push_back(op);
+  }
+
+  // Offsets of every block's Wt and bias in the dense arena, and of its W copy (rows padded to
+  // kPad so dX reads whole vectors); the sizes the trainer allocates.
+  void place_blocks() {
+    std::size_t off = 0, copy = 0;
+    for (ParamBlock& b : p_.blocks) {
+      b.wt = off;
+      off += static_cast<std::size_t>(b.in) * b.out;
+      b.bias = off;
+      off += b.out;
+      b.in_pad = math::round_up(b.in, math::kPad);
+      b.w = copy;
+      copy += b.in_pad * b.out;
+    }
+    p_.arena_size = off;
+    p_.copy_size = copy;
+    p_.demb_ld = math::round_up(p_.input_width ? p_.input_width : 1, math::kPad);
+  }
+
+  static bool relu(const Segment& s) {
+    return s.epilogue == Segment::Epilogue::activation && s.activation == Activation::relu;
+  }
+
+  // Every linear op with a ReLU segment gets its floor, so the product applies the ReLU itself.
+  void fold_relu_floors() {
+    for (Op& op : p_.ops) {
+      if (op.kind != Op::Kind::linear || std::none_of(op.segments.begin(), op.segments.end(), relu)) continue;
+      const std::uint32_t out = p_.blocks[op.block].out;
+      op.floor.assign(math::round_up(out, math::kPad) + math::kPad, -std::numeric_limits<float>::infinity());
+      for (const Segment& s : op.segments)
+        if (relu(s)) std::fill(op.floor.begin() + s.col, op.floor.begin() + s.col + s.width, 0.0f);
     }
   }
-  for (const Op& op : p.ops)
-    if (op.kind == Op::Kind::linear && op.in.buffer == 0 && p.emb_width > 0) p.input_grad = true;
 
-  // The dense arena and the W copies.
-  std::size_t off = 0, copy = 0;
-  for (ParamBlock& b : p.blocks) {
-    b.wt = off;
-    off += static_cast<std::size_t>(b.in) * b.out;
-    b.bias = off;
-    off += b.out;
-    b.in_pad = round_up(b.in, kPad);
-    b.w = copy;
-    copy += b.in_pad * b.out;
-  }
-  p.arena_size = off;
-  p.copy_size = copy;
-  p.demb_ld = round_up(p.input_width ? p.input_width : 1, kPad);
-  for (Op& op : p.ops) {
-    if (op.kind != Op::Kind::linear) continue;
-    bool relu = false;
-    for (const Segment& s : op.segments)
-      relu = relu || (s.epilogue == Segment::Epilogue::activation && s.activation == Activation::relu);
-    if (!relu) continue;
-    const std::uint32_t out = p.blocks[op.block].out;
-    op.floor.assign(round_up(out, kPad) + kPad, -std::numeric_limits<float>::infinity());
-    for (const Segment& s : op.segments)
-      if (s.epilogue == Segment::Epilogue::activation && s.activation == Activation::relu)
-        std::fill(op.floor.begin() + s.col, op.floor.begin() + s.col + s.width, 0.0f);
-  }
-
-  p.heads.assign(T, View{});
-  for (std::size_t k = 0; k < T; ++k)
-    if (tower[k] >= 0) p.heads[k] = node_view[static_cast<std::size_t>(tower[k])];
-
-  // Which nodes read which: for "shared" and the last shared layer.
-  std::vector<std::vector<int>> readers(N);
-  for (std::size_t i = 1; i < N; ++i) {
-    const Node& n = net.nodes[i];
-    if (n.kind == Node::Kind::product) continue;
-    for (int j : {n.input, n.gate})
-      if (j >= 0) readers[static_cast<std::size_t>(j)].push_back(static_cast<int>(i));
-    for (int e : n.experts) readers[static_cast<std::size_t>(e)].push_back(static_cast<int>(i));
-  }
-  auto shared_node = [&](std::size_t i) { return sets[i].count() >= 2; };
-
-  // Tensors, in the order of parameters(spec, net).
-  for (std::size_t t = 0; t < p.tables.size(); ++t) {
-    const Feature& f = spec.features[p.tables[t].feature];
-    ParamRange r;
-    r.name = embedding_name(f.name);
-    r.role = ParamInfo::Role::embedding;
-    r.shape = {f.table_rows(), f.embedding_dim};
-    r.index = static_cast<std::uint32_t>(t);
-    r.tasks = sets[0];
-    r.shared = shared_node(0);
-    p.tensors.push_back(r);
-  }
-  for (std::size_t i = 1; i < N; ++i) {
-    const Node& n = net.nodes[i];
-    if (n.kind != Node::Kind::mlp && n.kind != Node::Kind::gate) continue;
-    bool last_shared = false;
-    if (n.kind == Node::Kind::mlp && shared_node(i)) {
-      last_shared = true;
-      for (int rd : readers[i]) last_shared = last_shared && !shared_node(static_cast<std::size_t>(rd));
-    }
-    std::uint64_t in = net.nodes[static_cast<std::size_t>(n.input)].width;
-    for (std::size_t l = 0; l < n.layers.size(); ++l) {
-      const std::string prefix = layer_prefix(n, l);
+  // Every tensor of parameters(spec, net), in its order and with its names and shapes, located
+  // in a table or a column range of a block: what Weights convert from and to (parameters.hpp).
+  void list_tensors() {
+    std::uint32_t table = 0;
+    for (const ParamInfo& info : parameters(spec_, net_)) {
       ParamRange r;
-      r.index = static_cast<std::uint32_t>(layer_at[i][l].block);
-      r.col = layer_at[i][l].col;
-      r.width = n.layers[l].units;
-      r.tasks = sets[i];
-      r.shared = shared_node(i);
-      r.name = prefix + ".weight";
-      r.role = ParamInfo::Role::weight;
-      r.shape = {n.layers[l].units, in};
-      r.last_shared = last_shared && l + 1 == n.layers.size();
-      p.tensors.push_back(r);
-      r.name = prefix + ".bias";
-      r.role = ParamInfo::Role::bias;
-      r.shape = {n.layers[l].units};
-      r.last_shared = false;
-      p.tensors.push_back(r);
-      in = n.layers[l].units;
+      r.name = info.name;
+      r.role = info.role;
+      r.shape = info.shape;
+      if (info.role == ParamInfo::Role::embedding) {
+        r.index = table++;
+        r.tasks = sets_.of[0];
+        r.shared = sets_.shared(0);
+      } else {
+        const auto it = layer_at_.find(info.layer);
+        if (it == layer_at_.end()) throw Error("trainer: parameter '" + info.name + "' has no compiled layer");
+        const LayerAt& at = it->second;
+        r.index = at.block;
+        r.col = at.col;
+        r.width = net_.nodes[at.node].layers[at.layer].units;
+        r.tasks = sets_.of[at.node];
+        r.shared = sets_.shared(at.node);
+        r.last_shared = info.role == ParamInfo::Role::weight && sets_.last_shared[at.node] &&
+                        at.layer + 1 == net_.nodes[at.node].layers.size();
+      }
+      p_.tensors.push_back(std::move(r));
+    }
+    if (table != p_.tables.size() || p_.tensors.size() != table + 2 * layer_at_.size())
+      throw Error("trainer: parameter list disagrees with weights.hpp");
+  }
+
+  // Each task's logit (what its loss reads) and each gate's softmax with the names of the experts
+  // it weighs (what diagnostics.hpp reports).
+  void list_heads_and_gates() {
+    p_.heads.assign(p_.tasks, View{});
+    for (std::size_t k = 0; k < p_.tasks; ++k)
+      if (sets_.tower[k] >= 0) p_.heads[k] = at_[static_cast<std::size_t>(sets_.tower[k])];
+    for (int g : net_.gates) {
+      GateView info;
+      info.name = net_.nodes[static_cast<std::size_t>(g)].name;
+      info.view = at_[static_cast<std::size_t>(g)];
+      for (const Node& n : net_.nodes)
+        if (n.kind == Node::Kind::mix && n.gate == g)
+          for (int e : n.experts) info.experts.push_back(net_.nodes[static_cast<std::size_t>(e)].name);
+      p_.gates.push_back(info);
     }
   }
-  const std::vector<ParamInfo> infos = parameters(spec, net);
-  if (infos.size() != p.tensors.size())
-    throw Error("trainer: parameter list disagrees with weights.hpp");
-  for (std::size_t i = 0; i < infos.size(); ++i)
-    if (infos[i].name != p.tensors[i].name || infos[i].shape != p.tensors[i].shape)
-      throw Error("trainer: parameter '" + infos[i].name + "' disagrees with weights.hpp");
+};
 
-  for (int g : net.gates) {
-    GateView info;
-    info.name = net.nodes[static_cast<std::size_t>(g)].name;
-    info.view = node_view[static_cast<std::size_t>(g)];
-    for (const Node& n : net.nodes)
-      if (n.kind == Node::Kind::mix && n.gate == g)
-        for (int e : n.experts) info.experts.push_back(net.nodes[static_cast<std::size_t>(e)].name);
-    p.gates.push_back(info);
-  }
-  return p;
-}
-
+inline Program compile_program(const Spec& spec, const Network& net) { return ProgramCompiler(spec, net).run(); }
 }  // namespace detail
 }  // namespace mtlite::train

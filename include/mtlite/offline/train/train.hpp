@@ -2,7 +2,8 @@
 //
 //   options.hpp      TrainOptions: optimiser, learning rate, L2, clipping, balancing, threads
 //   trainer.hpp      Trainer: step(batch, labels, mask, weights), weights(), state(), predict()
-//   program.hpp      the network compiled for training: ops, fused parameter blocks, task sets
+//   program.hpp      the network compiled for training: ops, fused parameter blocks, tensors
+//   task_sets.hpp    which task losses every node feeds; shared and last shared layers
 //   parameters.hpp   the training layout of the parameters and its exact conversion to Weights
 //   engine.hpp       forward and backward over a chunk of rows
 //   math.hpp         the GEMM and row-wise loops (xsimd, or scalar with MTLITE_NO_SIMD)
@@ -24,5 +25,6 @@
 #include "options.hpp"
 #include "parameters.hpp"
 #include "program.hpp"
+#include "task_sets.hpp"
 #include "thread_pool.hpp"
 #include "trainer.hpp"
