@@ -1,6 +1,6 @@
 // XXH64, the checksum of .mtl files (FORMAT.md: XXH64, seed 0, of bytes [64, file_bytes)).
 //
-// Written from the published description of the algorithm (xxHash's doc/xxhash_spec.md), not
+// Written from the published description of the algorithm (the xxHash format specification by Yann Collet), not
 // from its code:
 //   - inputs of 32 bytes or more run through four 64-bit accumulators, one 8-byte lane of each
 //     32-byte stripe apiece:  acc = rotl(acc + lane * P2, 31) * P1;

@@ -210,6 +210,9 @@ class FileView {
   std::size_t size_ = 0;
 };
 
+// long function: parse() is the numbered contract at the top of this file, one block per clause
+// in the same order, so that a reader checks the code against the contract top to bottom; the
+// blocks share the view being built and the regions of the overlap check.
 inline FileView FileView::parse(const void* data, std::size_t size, ReadOptions options) {
   using detail::fail;
   using std::to_string;
