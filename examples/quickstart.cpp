@@ -26,21 +26,6 @@ double microseconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::micro>(b - a).count();
 }
 
-// The id of a string value of a vocabulary feature: its index in the vocabulary the trainer
-// built, stored in the model file's "data" metadata. -1 (the out-of-vocabulary row) if absent.
-std::int64_t vocabulary_id(const mtlite::Model& model, const std::string& feature, const std::string& value) {
-  const mtlite::Json* data = model.metadata().find("data");
-  if (!data) return -1;
-  for (const mtlite::Json& f : data->at("features").elements()) {
-    if (f.at("name").as_string() != feature) continue;
-    const mtlite::Json* vocabulary = f.find("vocabulary");
-    if (!vocabulary) return -1;
-    for (std::size_t i = 0; i < vocabulary->size(); ++i)
-      if (vocabulary->elements()[i].as_string() == value) return static_cast<std::int64_t>(i);
-  }
-  return -1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -66,16 +51,24 @@ int main(int argc, char** argv) {
   }
   const mtlite::Model& model = *loaded;
   const mtlite::Spec& spec = model.spec();
+  // The trainer's encoding of raw categorical values, read from the file's metadata once.
+  std::optional<mtlite::FeatureIds> feature_ids;
+  try {
+    feature_ids.emplace(model);
+  } catch (const mtlite::Error& e) {
+    std::fprintf(stderr, "quickstart: %s\n", e.what());
+    return 1;
+  }
   std::printf("%s: %s, %zu output%s (", argv[1], mtlite::to_string(spec.architecture), model.num_outputs(),
               model.num_outputs() == 1 ? "" : "s");
   for (std::size_t o = 0; o < model.num_outputs(); ++o) std::printf("%s%s", o ? ", " : "", model.output_name(o).c_str());
   std::printf("), %llu parameters, kernels %s\n", static_cast<unsigned long long>(model.parameter_count()),
               mtlite::kernels::backend_name());
 
-  // 2. One row per candidate, features in spec order: dense values and categorical ids.
-  //    Integer-valued features take their ids as they are; string values (device) go through
-  //    the vocabulary stored in the file.
-  const std::int64_t user = 42, device = vocabulary_id(model, "device", "mobile");
+  // 2. One row per candidate, features in spec order: dense values and categorical ids. Raw
+  //    categorical values become ids as training made them: integer-valued features keep their
+  //    values, string values (device) go through the vocabulary stored in the file.
+  const std::int64_t user = 42, device = feature_ids->id("device", "mobile");
   std::vector<float> dense;
   std::vector<std::int64_t> ids;
   mtlite::Rng rng(7);

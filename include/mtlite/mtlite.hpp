@@ -15,6 +15,7 @@
 #include "core/hash.hpp"
 #include "core/random.hpp"
 #include "core/span.hpp"
+#include "feature_ids.hpp"
 #include "input.hpp"
 #include "kernels/kernels.hpp"
 #include "model.hpp"
