@@ -13,7 +13,6 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -191,16 +190,6 @@ struct EpochRecord {
   }
 };
 
-// Where a run stands: what the checkpoint's "training" block holds besides the config.
-struct Progress {
-  std::size_t epochs_done = 0;
-  std::size_t best_epoch = 0;  // 0: none yet
-  double best_metric = NAN;
-  std::size_t bad_epochs = 0;  // epochs since the best
-  bool stopped_early = false;
-  Json history = Json::array();
-};
-
 // Rows of the train set in a seeded random order per epoch: the same on every platform, and
 // independent of where a resumed run picked up.
 std::vector<std::size_t> epoch_order(std::size_t rows, std::uint64_t seed, std::size_t epoch) {
@@ -211,77 +200,13 @@ std::vector<std::size_t> epoch_order(std::size_t rows, std::uint64_t seed, std::
   return order;
 }
 
-// The best weights as the model, the trainer's state and (when the last epoch was not the
-// best) its current weights as "train.current.<param>": one file, written atomically.
-void write_checkpoint(const std::string& path, const mtlite::Spec& spec, const mtlite::data::DataBinding& binding,
-                      const mtlite::Weights& best, const tr::Trainer& trainer, bool current_is_best,
-                      const RunConfig& config, const Progress& progress) {
-  const mtlite::Converted model = mtlite::convert(spec, best, mtlite::ConvertOptions{});
-  Json training = Json::object()
-                      .set("config", config.to_json())
-                      .set("epochs_done", progress.epochs_done)
-                      .set("best_epoch", progress.best_epoch)
-                      .set("bad_epochs", progress.bad_epochs)
-                      .set("stopped_early", progress.stopped_early)
-                      .set("history", progress.history);
-  if (!std::isnan(progress.best_metric)) training.set("best_metric", progress.best_metric);
-  mtlite::format::FileWriter w =
-      mtlite::model_writer(spec, model.tensors, Json::object().set("data", binding.to_json()).set("training", training));
-  auto add = [&](const std::string& name, const mtlite::Tensor& t) {
-    w.add(name, mtlite::DType::f32, mtlite::Layout::plain, t.shape, t.data.data(),
-          t.data.size() * sizeof(float));
-  };
-  for (const auto& [name, t] : trainer.state()) add(name, t);
-  if (!current_is_best)
-    for (const auto& [name, t] : trainer.weights()) add("train.current." + name, t);
-  w.write(path);
-}
-
-// A checkpoint read back: model, binding, config, progress, and the trainer's tensors.
-struct Checkpoint {
-  mtlite::Spec spec;
-  mtlite::data::DataBinding binding;
-  RunConfig config;
-  Progress progress;
-  mtlite::Weights best, current, state;
-};
-
-Checkpoint read_checkpoint(const std::string& path) {
-  const mtlite::format::MappedFile file = mtlite::format::MappedFile::open(path);
-  const mtlite::format::FileView view = mtlite::format::FileView::parse(file.data(), file.size());
-  const Json& meta = view.metadata();
-  const Json* training = meta.find("training");
-  const Json* data = meta.find("data");
-  if (!training || !training->find("epochs_done") || !data)
-    throw mtlite::Error("--resume: '" + path + "' is not a checkpoint of mtlite train (no training state)");
-  Checkpoint c;
-  c.spec = mtlite::spec_from_json(meta.at("spec"));
-  c.binding = mtlite::data::DataBinding::from_json(*data);
-  apply_json(c.config, training->at("config"), path + ": training.config");
-  c.progress.epochs_done = whole(training->at("epochs_done"), "training.epochs_done", 0, 1000000);
-  c.progress.best_epoch = whole(training->at("best_epoch"), "training.best_epoch", 0, 1000000);
-  c.progress.bad_epochs = whole(training->at("bad_epochs"), "training.bad_epochs", 0, 1000000);
-  c.progress.stopped_early = training->at("stopped_early").as_bool();
-  if (const Json* m = training->find("best_metric")) c.progress.best_metric = m->as_number();
-  c.progress.history = training->at("history");
-  mtlite::TensorMap tensors;
-  for (const mtlite::format::TensorView& t : view.tensors()) {
-    tensors[t.name] = {t.dtype, t.layout, t.shape, t.data, t.bytes};
-    if (t.name.rfind("train.", 0) != 0) continue;
-    if (t.dtype != mtlite::DType::f32 || t.layout != mtlite::Layout::plain)
-      throw mtlite::Error(path + ": tensor '" + t.name + "' must be f32 plain");
-    mtlite::Tensor x;
-    x.shape = t.shape;
-    x.data.resize(t.bytes / sizeof(float));
-    std::memcpy(x.data.data(), t.data, x.data.size() * sizeof(float));
-    if (t.name.rfind("train.current.", 0) == 0) c.current[t.name.substr(14)] = std::move(x);
-    else c.state[t.name] = std::move(x);
+// The checkpoint --resume names; what is wrong with it is said as --resume's.
+tr::Checkpoint resume_checkpoint(const std::string& path) {
+  try {
+    return tr::read_checkpoint(path);
+  } catch (const mtlite::Error& e) {
+    throw mtlite::Error(std::string("--resume: ") + e.what());
   }
-  if (c.state.find("train.step") == c.state.end())
-    throw mtlite::Error("--resume: '" + path + "' is not a checkpoint of mtlite train (no training state: a converted model keeps none)");
-  c.best = mtlite::float_weights(c.spec, tensors);
-  if (c.current.empty()) c.current = c.best;
-  return c;
 }
 
 // The output whose metric picks the best epoch.
@@ -299,7 +224,7 @@ std::size_t metric_output(const mtlite::Spec& spec, const std::string& name) {
 }
 
 // Training loss, and each output's validation AUC (or RMSE), per epoch, from the history.
-void write_plot(const std::string& path, const mtlite::Spec& spec, const Progress& progress) {
+void write_plot(const std::string& path, const mtlite::Spec& spec, const tr::RunProgress& progress) {
   cli::Chart loss{"training loss (objective)", "epoch", {{"train", {}, {}}}, NAN, ""};
   cli::Chart auc{"validation AUC", "epoch", {}, NAN, ""}, rmse{"validation RMSE", "epoch", {}, NAN, ""};
   for (std::size_t o = 0; o < spec.num_outputs(); ++o) {
@@ -447,18 +372,18 @@ int cmd_train(int argc, char** argv) {
   mtlite::Spec spec;
   std::optional<mtlite::data::DataBinding> binding;
   RunConfig config;
-  Progress progress;
-  std::optional<Checkpoint> checkpoint;
+  tr::RunProgress progress;
+  std::optional<tr::Checkpoint> checkpoint;
   mtlite::data::ReadReport fitted;
   if (resume) {
     for (const char* o : {"config", "batch-size", "optimizer", "lr", "l2", "clip-norm", "balance", "mb-r", "mb-beta",
                           "metric", "seed", "affinity", "affinity-every"})
       if (args.has(o))
         throw mtlite::Error(std::string("--") + o + " cannot change on --resume: the checkpoint's run continues as it was set up");
-    checkpoint = read_checkpoint(args.get("resume"));
+    checkpoint = resume_checkpoint(args.get("resume"));
     spec = checkpoint->spec;
-    binding = checkpoint->binding;
-    config = checkpoint->config;
+    binding = mtlite::data::DataBinding::from_json(checkpoint->data);
+    apply_json(config, checkpoint->config, args.get("resume") + ": training.config");
     progress = checkpoint->progress;
     config.epochs = static_cast<std::size_t>(args.integer("epochs", static_cast<long long>(config.epochs), 1, 1000000));
     config.patience = static_cast<std::size_t>(args.integer("patience", static_cast<long long>(config.patience), 0, 1000000));
@@ -567,7 +492,8 @@ int cmd_train(int argc, char** argv) {
     }
     rec.best = improved;
     progress.history.push(rec.to_json());
-    write_checkpoint(out_path, spec, *binding, best, trainer, improved, config, progress);
+    tr::write_checkpoint(out_path, {spec, binding->to_json(), config.to_json(), progress, best, trainer.state(),
+                                    improved ? mtlite::Weights{} : trainer.weights()});
     if (args.has("plot")) write_plot(args.get("plot"), spec, progress);
 
     if (!json) {

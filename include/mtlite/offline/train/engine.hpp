@@ -18,6 +18,7 @@
 // as wide either way).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -238,6 +239,20 @@ inline void forward(const Program& p, const Parameters& params, Workspace& ws, s
     } else {
       mix_forward(op, ws, n);
     }
+  }
+}
+
+// Batch rows [begin, end) through ws chunk by chunk: gather x (recording the lookups when
+// `record` is set), forward, then f(r0, n) for the chunk of rows [r0, r0 + n) while its
+// activations are in ws.
+template <class F>
+void forward_chunks(const Program& p, const Spec& spec, const Parameters& params, const Batch& batch,
+                    std::size_t begin, std::size_t end, Workspace& ws, LookupRows* record, F&& f) {
+  for (std::size_t r0 = begin; r0 < end; r0 += ws.chunk) {
+    const std::size_t n = std::min(ws.chunk, end - r0);
+    gather(p, spec, params, batch, r0, n, ws.a(0), ws.ld[0], record);
+    forward(p, params, ws, n);
+    f(r0, n);
   }
 }
 
