@@ -1,4 +1,4 @@
-// mtlite bench MODEL | --reference [--dtype f32|f16|int8] [--batch 1,16,256] [--calls N] [--json]
+// mtlite bench MODEL | --reference [options]
 // Times predict on one thread: the median of N calls after warm-up, per batch size, on seeded
 // random inputs that fit the model's features (RandomInputs).
 #include <mtlite/format/json.hpp>
@@ -18,18 +18,23 @@
 
 namespace {
 
-const char* kUsage =
-    "usage: mtlite bench MODEL [--batch 1,16,256] [--calls 200] [--json]\n"
-    "       mtlite bench --reference [--dtype f32|f16|int8] [--batch 1,16,256] [--calls 200] [--json]\n"
-    "  MODEL        a .mtl model file (any dtype, e.g. the output of mtlite convert --dtype int8),\n"
-    "               loaded as an app loads it (memory-mapped)\n"
-    "  --reference  the benchmark model of docs/performance.md (MMoE, 8 experts, 3 tasks,\n"
-    "               820,635 parameters, seeded random weights)\n"
-    "  --dtype      with --reference: its dense layers as converted by mtlite convert --dtype\n"
-    "               (int8 keeps gates and tower heads in f16, as convert does); default f32\n"
-    "  --batch      batch sizes to time (rows per predict call)\n"
-    "  --calls      timed calls per batch size (after 10% warm-up calls); the median is reported\n"
-    "  --json       print one JSON object instead of a table\n";
+const cli::Command kCommand{
+    "usage: mtlite bench MODEL [options]\n"
+    "       mtlite bench --reference [options]\n"
+    "  MODEL               a .mtl model file (any dtype, e.g. the output of mtlite convert --dtype int8),\n"
+    "                      loaded as an app loads it (memory-mapped)\n",
+    {
+        {"reference", nullptr,
+         "the benchmark model of docs/performance.md (MMoE, 8 experts, 3 tasks, 820,635 parameters, seeded "
+         "random weights)"},
+        {"dtype", "T",
+         "its dense layers as converted by mtlite convert --dtype: f32, f16 or int8, which keeps gates and tower "
+         "heads in f16 as convert does",
+         "f32", "--reference"},
+        {"batch", "1,16,256", "batch sizes to time, in rows per predict call", "1,16,256"},
+        {"calls", "N", "timed calls per batch size (after 10% warm-up calls); the median is reported", "200"},
+        {"json", nullptr, "print one JSON object instead of a table"},
+    }};
 
 struct Timing {
   std::size_t batch;
@@ -94,21 +99,15 @@ mtlite::Model reference_model(const std::string& dtype) {
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
-  const cli::Args args(argc, argv, {"reference", "json", "help"}, {"batch", "calls", "dtype"});
-  if (args.has("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
+  const cli::Args args(argc, argv, kCommand);
   const bool reference = args.has("reference");
-  if (reference ? !args.positional.empty() : args.positional.size() != 1 || args.has("dtype")) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
-  const std::vector<long long> batches = cli::integer_list(args.get("batch", "1,16,256"), "--batch", 1, 1 << 20);
-  const auto calls = static_cast<std::size_t>(args.integer("calls", 200, 1, 1000000));
+  const bool usable = args.positional.size() == (reference ? 0u : 1u) && !args.outside(reference ? "--reference" : "MODEL");
+  if (const auto rc = args.help_or_usage(usable)) return *rc;
+  const std::vector<long long> batches = cli::integer_list(args.get("batch"), "--batch", 1, 1 << 20);
+  const auto calls = static_cast<std::size_t>(args.integer("calls", 1, 1000000));
 
   const std::string name = reference ? "reference" : args.positional[0];
-  const mtlite::Model model = reference ? reference_model(args.get("dtype", "f32")) : mtlite::Model::load(name);
+  const mtlite::Model model = reference ? reference_model(args.get("dtype")) : mtlite::Model::load(name);
   const std::string dtype = dense_types(model);
 
   std::vector<Timing> results;

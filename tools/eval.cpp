@@ -11,26 +11,26 @@
 
 namespace {
 
-const char* const kUsage =
-    "usage: mtlite eval MODEL.mtl --data DATA [--max-rows N] [--skip-bad-rows] [--json]\n"
+const cli::Command kCommand{
+    "usage: mtlite eval MODEL.mtl --data DATA [options]\n"
     "\n"
     "Scores DATA (CSV/TSV, plain or gzip, read with the model's data binding) and prints, for every\n"
     "served output, the labelled rows and AUC and log loss (binary) or RMSE (regression); with a\n"
     "group column also gAUC and NDCG@10. AUC is exact over all rows (ties count half, sample\n"
-    "weights apply).\n";
+    "weights apply).\n"
+    "\n",
+    {
+        {"data", "DATA", "the labelled rows to score"},
+        cli::kMaxRows,
+        cli::kSkipBadRows,
+        {"json", nullptr, "print one JSON object instead of text"},
+    }};
 
 }  // namespace
 
 int cmd_eval(int argc, char** argv) {
-  const cli::Args args(argc, argv, {"skip-bad-rows", "json", "help"}, {"data", "max-rows"});
-  if (args.has("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  if (args.positional.size() != 1 || !args.has("data")) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
+  const cli::Args args(argc, argv, kCommand);
+  if (const auto rc = args.help_or_usage(args.positional.size() == 1 && args.has("data"))) return *rc;
   const auto t0 = std::chrono::steady_clock::now();
   const std::string path = args.positional[0];
   const mtlite::Model model = mtlite::Model::load(path);

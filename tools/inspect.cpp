@@ -10,10 +10,13 @@
 
 namespace {
 
-const char* kUsage =
-    "usage: mtlite inspect MODEL.mtl [--json]\n"
+const cli::Command kCommand{
+    "usage: mtlite inspect MODEL.mtl [options]\n"
     "  prints the architecture, tasks, features, gates, parameter counts and every tensor's\n"
-    "  dtype, layout, shape and bytes\n";
+    "  dtype, layout, shape and bytes\n",
+    {
+        {"json", nullptr, "print one JSON object instead of text"},
+    }};
 
 std::string dims(const std::vector<std::uint64_t>& shape) {
   std::string s;
@@ -21,58 +24,41 @@ std::string dims(const std::vector<std::uint64_t>& shape) {
   return s;
 }
 
-}  // namespace
-
-int cmd_inspect(int argc, char** argv) {
-  const cli::Args args(argc, argv, {"json", "help"}, {});
-  if (args.has("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  if (args.positional.size() != 1) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
-  const std::string path = args.positional[0];
-  mtlite::LoadOptions load;
-  load.verify_checksum = true;  // a diagnostic: also tell a damaged file (apps skip the hash)
-  const mtlite::Model model = mtlite::Model::load(path, load);
+mtlite::Json inspect_json(const std::string& path, const mtlite::Model& model, std::uint64_t file_bytes) {
   const mtlite::Spec& spec = model.spec();
-  const std::uint64_t file_bytes = cli::file_size(path);
-
-  if (args.has("json")) {
-    mtlite::Json tensors = mtlite::Json::array();
-    for (const mtlite::TensorInfo& t : model.tensors()) {
-      mtlite::Json shape = mtlite::Json::array();
-      for (std::uint64_t d : t.shape) shape.push(d);
-      tensors.push(mtlite::Json::object()
-                       .set("name", t.name)
-                       .set("dtype", mtlite::to_string(t.dtype))
-                       .set("layout", mtlite::to_string(t.layout))
-                       .set("shape", std::move(shape))
-                       .set("bytes", t.bytes));
-    }
-    mtlite::Json gates = mtlite::Json::array();
-    for (std::size_t g = 0; g < model.num_gates(); ++g)
-      gates.push(mtlite::Json::object().set("name", model.gate_name(g)).set("experts", model.gate_width(g)));
-    mtlite::Json outputs = mtlite::Json::array();
-    for (std::size_t o = 0; o < model.num_outputs(); ++o) outputs.push(model.output_name(o));
-    mtlite::Json out = mtlite::Json::object()
-                           .set("path", path)
-                           .set("file_bytes", file_bytes)
-                           .set("spec", mtlite::spec_to_json(spec))
-                           .set("outputs", std::move(outputs))
-                           .set("gates", std::move(gates))
-                           .set("parameters", model.parameter_count())
-                           .set("tensor_bytes", model.weight_bytes())
-                           .set("copied_at_load_bytes", model.copied_bytes())
-                           .set("selftest", model.has_selftest())
-                           .set("tensors", std::move(tensors));
-    if (const mtlite::Json* c = model.metadata().find("converter")) out.set("converter", *c);
-    std::printf("%s\n", out.dump().c_str());
-    return 0;
+  mtlite::Json tensors = mtlite::Json::array();
+  for (const mtlite::TensorInfo& t : model.tensors()) {
+    mtlite::Json shape = mtlite::Json::array();
+    for (std::uint64_t d : t.shape) shape.push(d);
+    tensors.push(mtlite::Json::object()
+                     .set("name", t.name)
+                     .set("dtype", mtlite::to_string(t.dtype))
+                     .set("layout", mtlite::to_string(t.layout))
+                     .set("shape", std::move(shape))
+                     .set("bytes", t.bytes));
   }
+  mtlite::Json gates = mtlite::Json::array();
+  for (std::size_t g = 0; g < model.num_gates(); ++g)
+    gates.push(mtlite::Json::object().set("name", model.gate_name(g)).set("experts", model.gate_width(g)));
+  mtlite::Json outputs = mtlite::Json::array();
+  for (std::size_t o = 0; o < model.num_outputs(); ++o) outputs.push(model.output_name(o));
+  mtlite::Json out = mtlite::Json::object()
+                         .set("path", path)
+                         .set("file_bytes", file_bytes)
+                         .set("spec", mtlite::spec_to_json(spec))
+                         .set("outputs", std::move(outputs))
+                         .set("gates", std::move(gates))
+                         .set("parameters", model.parameter_count())
+                         .set("tensor_bytes", model.weight_bytes())
+                         .set("copied_at_load_bytes", model.copied_bytes())
+                         .set("selftest", model.has_selftest())
+                         .set("tensors", std::move(tensors));
+  if (const mtlite::Json* c = model.metadata().find("converter")) out.set("converter", *c);
+  return out;
+}
 
+void print_text(const std::string& path, const mtlite::Model& model, std::uint64_t file_bytes) {
+  const mtlite::Spec& spec = model.spec();
   std::printf("%s: %s model, %llu parameters, file %s\n", path.c_str(), mtlite::to_string(spec.architecture),
               static_cast<unsigned long long>(model.parameter_count()), cli::bytes_string(file_bytes).c_str());
   std::printf("\ntasks\n");
@@ -120,5 +106,19 @@ int cmd_inspect(int argc, char** argv) {
   std::printf("  %-36s %43s\n", "total", cli::bytes_string(model.weight_bytes()).c_str());
   std::printf("\nloaded by memory map; copied at load: %s; self-test: %s\n", cli::bytes_string(model.copied_bytes()).c_str(),
               model.has_selftest() ? "present" : "none");
+}
+
+}  // namespace
+
+int cmd_inspect(int argc, char** argv) {
+  const cli::Args args(argc, argv, kCommand);
+  if (const auto rc = args.help_or_usage(args.positional.size() == 1)) return *rc;
+  const std::string path = args.positional[0];
+  mtlite::LoadOptions load;
+  load.verify_checksum = true;  // a diagnostic: also tell a damaged file (apps skip the hash)
+  const mtlite::Model model = mtlite::Model::load(path, load);
+  const std::uint64_t file_bytes = cli::file_size(path);
+  if (args.has("json")) std::printf("%s\n", inspect_json(path, model, file_bytes).dump().c_str());
+  else print_text(path, model, file_bytes);
   return 0;
 }

@@ -95,11 +95,15 @@ inline mtlite::data::DataBinding binding_of(const mtlite::Model& model, const st
   return mtlite::data::DataBinding::from_json(*data);
 }
 
-// --skip-bad-rows and --max-rows, as train, eval and predict take them.
+// --max-rows and --skip-bad-rows, declared by train, eval and predict alike and read by
+// read_options().
+inline const Option kMaxRows{"max-rows", "N", "read at most N rows of each data file"};
+inline const Option kSkipBadRows{"skip-bad-rows", nullptr, "skip malformed rows (and report how many) instead of stopping"};
+
 inline mtlite::data::ReadOptions read_options(const Args& args) {
   mtlite::data::ReadOptions read;
-  if (args.has("skip-bad-rows")) read.skip_bad_rows = true;
-  read.max_rows = static_cast<std::size_t>(args.integer("max-rows", 0, 0, 1LL << 40));
+  if (args.has(kSkipBadRows.name)) read.skip_bad_rows = true;
+  read.max_rows = static_cast<std::size_t>(args.integer(kMaxRows.name, 0, 0, 1LL << 40));
   return read;
 }
 
@@ -202,8 +206,7 @@ inline std::vector<OutputMetrics> evaluate(const mtlite::Spec& spec, const std::
   for (std::size_t o = 0; o < spec.num_outputs(); ++o) {
     OutputMetrics m;
     m.output = spec.output_name(o);
-    const int task = spec.output_task(o);
-    m.binary = task < 0 || spec.tasks[static_cast<std::size_t>(task)].kind == mtlite::TaskKind::binary;
+    m.binary = spec.output_binary(o);
     const TaskColumn c = output_column(spec, data, o);
     for (std::size_t r = 0; r < data.rows; ++r) m.labelled += c.mask[r] != 0;
     if (m.labelled > 0) {

@@ -12,26 +12,28 @@
 
 namespace {
 
-const char* const kUsage =
-    "usage: mtlite predict MODEL.mtl --data DATA --out FILE [--max-rows N] [--skip-bad-rows] [--json]\n"
+const cli::Command kCommand{
+    "usage: mtlite predict MODEL.mtl --data DATA --out FILE [options]\n"
     "\n"
     "Scores every row of DATA (read with the model's data binding) and writes FILE: a CSV with a\n"
     "header of the model's output names (binary tasks as probabilities, regression tasks as values),\n"
     "one line per input row in input order; the group id comes first when the data has a group\n"
-    "column. FILE is written to a temporary name and renamed into place; gzip when it ends in .gz.\n";
+    "column. FILE is written to a temporary name and renamed into place; gzip when it ends in .gz.\n"
+    "\n",
+    {
+        {"data", "DATA", "the rows to score"},
+        {"out", "FILE", "the scores as CSV"},
+        cli::kMaxRows,
+        cli::kSkipBadRows,
+        {"json", nullptr, "print one JSON object instead of text"},
+    }};
 
 }  // namespace
 
 int cmd_predict(int argc, char** argv) {
-  const cli::Args args(argc, argv, {"skip-bad-rows", "json", "help"}, {"data", "out", "max-rows"});
-  if (args.has("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  if (args.positional.size() != 1 || !args.has("data") || !args.has("out")) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
+  const cli::Args args(argc, argv, kCommand);
+  if (const auto rc = args.help_or_usage(args.positional.size() == 1 && args.has("data") && args.has("out")))
+    return *rc;
   const std::string path = args.positional[0], out_path = args.get("out");
   const mtlite::Model model = mtlite::Model::load(path);
   const mtlite::data::DataBinding binding = cli::binding_of(model, path);

@@ -24,11 +24,13 @@ namespace {
 
 namespace synth = mtlite::synth;
 
-const char* kUsage =
-    "usage: mtlite synth mmoe --correlation P --rows N --out FILE [--dim 100] [--seed 1]\n"
-    "                         [--noise 0.01] [--json]\n"
-    "       mtlite synth funnel --rows N --out FILE [--seed 1] [--users 10000] [--items 2000]\n"
-    "                         [--click-rate 0.10] [--cart-rate 0.03] [--purchase-rate 0.01] [--json]\n"
+// --help shows the defaults the generators start from.
+const synth::MmoeOptions kMmoe;
+const synth::FunnelOptions kFunnel;
+
+const cli::Command kCommand{
+    "usage: mtlite synth mmoe --correlation P --rows N --out FILE [options]\n"
+    "       mtlite synth funnel --rows N --out FILE [options]\n"
     "\n"
     "mmoe: the MMoE paper's two regression tasks with task correlation P (Ma et al. 2018, 3.2):\n"
     "  u1, u2 orthonormal in R^d (Gram-Schmidt on Gaussian vectors), w1 = c u1,\n"
@@ -43,13 +45,26 @@ const char* kUsage =
     "  Columns: request_id, user_id, item_id, position, device, hour, user_segment, item_category,\n"
     "  price, discount, item_rating, item_popularity, user_activity, user_tenure_days, click, cart,\n"
     "  purchase. Prints the realised rates and the hidden model's own (best attainable) AUCs.\n"
-    "\n"
-    "  --out FILE   CSV with a header line; gzip when FILE ends in .gz. Written to a temporary file\n"
-    "               in the same directory and renamed into place when complete.\n"
-    "  --seed S     0 .. 2^63-1. The same options and seed give the same bytes on one platform;\n"
-    "               normal draws use libm (Box-Muller), so other platforms may differ in last bits.\n"
-    "               The first n rows never depend on --rows.\n"
-    "  --json       print one JSON summary object instead of text\n";
+    "\n",
+    {
+        {"correlation", "P", "the task correlation, in [-1, 1]", "", "mmoe"},
+        {"rows", "N", "rows to write"},
+        {"out", "FILE",
+         "CSV with a header line; gzip when FILE ends in .gz. Written to a temporary file in the same directory "
+         "and renamed into place when complete."},
+        {"seed", "S",
+         "0 .. 2^63-1. The same options and seed give the same bytes on one platform; normal draws use libm "
+         "(Box-Muller), so other platforms may differ in last bits. The first n rows never depend on --rows.",
+         cli::shown(kMmoe.seed)},
+        {"dim", "D", "the input dimension d", cli::shown(kMmoe.dim), "mmoe"},
+        {"noise", "S", "the standard deviation of eps_j", cli::shown(kMmoe.noise), "mmoe"},
+        {"users", "N", "distinct users", cli::shown(kFunnel.users), "funnel"},
+        {"items", "N", "distinct items", cli::shown(kFunnel.items), "funnel"},
+        {"click-rate", "R", "P(click) over all impressions", cli::shown(kFunnel.click_rate), "funnel"},
+        {"cart-rate", "R", "P(cart) over all impressions", cli::shown(kFunnel.cart_rate), "funnel"},
+        {"purchase-rate", "R", "P(purchase) over all impressions", cli::shown(kFunnel.purchase_rate), "funnel"},
+        {"json", nullptr, "print one JSON summary object instead of text"},
+    }};
 
 // synth's generators write through a Sink; the file behind it is written atomically.
 class FileSink final : public synth::Sink {
@@ -64,15 +79,15 @@ class FileSink final : public synth::Sink {
 const char* const kRateName[3] = {"click", "cart", "purchase"};
 
 int run_mmoe(const cli::Args& args, const std::string& out) {
-  for (const char* o : {"users", "items", "click-rate", "cart-rate", "purchase-rate"})
-    if (args.has(o)) throw mtlite::Error(std::string("--") + o + " is a funnel option");
+  if (const cli::Option* other = args.outside("mmoe"))
+    throw mtlite::Error(std::string("--") + other->name + " is a funnel option");
   if (!args.has("correlation")) throw mtlite::Error("mmoe needs --correlation P");
   synth::MmoeOptions o;
   o.correlation = args.real("correlation", 0.0, -1.0, 1.0);
   o.rows = static_cast<std::uint64_t>(args.integer("rows", 0, 0, 1000000000000LL));
-  o.dim = static_cast<std::uint32_t>(args.integer("dim", 100, 2, synth::kMmoeMaxDim));
-  o.seed = static_cast<std::uint64_t>(args.integer("seed", 1, 0, 0x7fffffffffffffffLL));
-  o.noise = args.real("noise", 0.01, 0.0, 1e6);
+  o.dim = static_cast<std::uint32_t>(args.integer("dim", o.dim, 2, synth::kMmoeMaxDim));
+  o.seed = static_cast<std::uint64_t>(args.integer("seed", static_cast<long long>(o.seed), 0, 0x7fffffffffffffffLL));
+  o.noise = args.real("noise", o.noise, 0.0, 1e6);
 
   const auto t0 = std::chrono::steady_clock::now();
   synth::MmoeSummary s;
@@ -121,16 +136,16 @@ int run_mmoe(const cli::Args& args, const std::string& out) {
 }
 
 int run_funnel(const cli::Args& args, const std::string& out) {
-  for (const char* o : {"correlation", "dim", "noise"})
-    if (args.has(o)) throw mtlite::Error(std::string("--") + o + " is an mmoe option");
+  if (const cli::Option* other = args.outside("funnel"))
+    throw mtlite::Error(std::string("--") + other->name + " is an mmoe option");
   synth::FunnelOptions o;
   o.rows = static_cast<std::uint64_t>(args.integer("rows", 0, 0, 1000000000000LL));
-  o.seed = static_cast<std::uint64_t>(args.integer("seed", 1, 0, 0x7fffffffffffffffLL));
-  o.users = static_cast<std::uint32_t>(args.integer("users", 10000, 1, synth::funnel::kMaxUsers));
-  o.items = static_cast<std::uint32_t>(args.integer("items", 2000, 1, synth::funnel::kMaxItems));
-  o.click_rate = args.real("click-rate", 0.10, 0.0, 1.0);
-  o.cart_rate = args.real("cart-rate", 0.03, 0.0, 1.0);
-  o.purchase_rate = args.real("purchase-rate", 0.01, 0.0, 1.0);
+  o.seed = static_cast<std::uint64_t>(args.integer("seed", static_cast<long long>(o.seed), 0, 0x7fffffffffffffffLL));
+  o.users = static_cast<std::uint32_t>(args.integer("users", o.users, 1, synth::funnel::kMaxUsers));
+  o.items = static_cast<std::uint32_t>(args.integer("items", o.items, 1, synth::funnel::kMaxItems));
+  o.click_rate = args.real("click-rate", o.click_rate, 0.0, 1.0);
+  o.cart_rate = args.real("cart-rate", o.cart_rate, 0.0, 1.0);
+  o.purchase_rate = args.real("purchase-rate", o.purchase_rate, 0.0, 1.0);
   synth::check_funnel_options(o);  // before creating the output file
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -199,22 +214,15 @@ int run_funnel(const cli::Args& args, const std::string& out) {
 }  // namespace
 
 int cmd_synth(int argc, char** argv) {
-  const cli::Args args(argc, argv, {"json", "help"},
-                       {"correlation", "rows", "dim", "seed", "out", "noise", "users", "items", "click-rate",
-                        "cart-rate", "purchase-rate"});
-  if (args.has("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
+  const cli::Args args(argc, argv, kCommand);
+  if (args.has("help")) return kCommand.print_help(stdout, 0);
   if (args.positional.size() != 1 || !args.has("rows") || !args.has("out") || args.get("out").empty()) {
     if (args.positional.size() == 1) std::fputs("mtlite synth: --rows N and --out FILE are required\n\n", stderr);
-    std::fputs(kUsage, stderr);
-    return 2;
+    return kCommand.print_help(stderr, 2);
   }
   const std::string& generator = args.positional[0];
   if (generator == "mmoe") return run_mmoe(args, args.get("out"));
   if (generator == "funnel") return run_funnel(args, args.get("out"));
   std::fprintf(stderr, "mtlite synth: unknown generator '%s' (mmoe or funnel)\n\n", generator.c_str());
-  std::fputs(kUsage, stderr);
-  return 2;
+  return kCommand.print_help(stderr, 2);
 }

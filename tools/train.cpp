@@ -30,38 +30,6 @@ namespace {
 namespace tr = mtlite::train;
 using mtlite::Json;
 
-const char* const kUsage =
-    "usage: mtlite train --config model.json --train TRAIN [--valid VALID] --out MODEL.mtl [options]\n"
-    "       mtlite train --resume MODEL.mtl --train TRAIN [--valid VALID] [--epochs N] [--threads N]\n"
-    "\n"
-    "Trains the model model.json describes on TRAIN (CSV/TSV, plain or gzip, read with model.json's\n"
-    "\"data\" bindings), scores VALID after every epoch and keeps the best epoch by the main task's\n"
-    "validation metric (AUC, or RMSE for regression). MODEL.mtl is rewritten atomically after every\n"
-    "epoch: the best weights as a float model file, plus the state --resume needs.\n"
-    "Defaults come from model.json's \"training\" block, then from these options:\n"
-    "  --epochs N          epochs in all (default 10)\n"
-    "  --batch-size N      rows per step (default 256)\n"
-    "  --optimizer NAME    adam (default), adagrad or sgd\n"
-    "  --lr X              learning rate (default 0.001)\n"
-    "  --l2 X              L2 regularisation added to the gradient (default 0)\n"
-    "  --clip-norm X       clip the global gradient norm to X (default 0: off)\n"
-    "  --balance METHOD    fixed (default: the tasks' loss_weight), uncertainty, gradnorm, metabalance\n"
-    "  --mb-r R            MetaBalance relax factor r in [0, 1] (default 0.7)\n"
-    "  --mb-beta B         MetaBalance moving-average beta in [0, 1) (default 0.9)\n"
-    "  --patience N        stop after N epochs without a better validation metric (default 3; 0: never)\n"
-    "  --metric OUTPUT     the output whose validation metric selects the best epoch (default: the\n"
-    "                      first main task)\n"
-    "  --seed S            initial weights and shuffling (default 0)\n"
-    "  --threads N         worker threads (default 1); a seed and thread count give one result\n"
-    "  --affinity          measure inter-task affinity (TAG) and print the best task groupings\n"
-    "  --affinity-every N  measure it every N steps (default 10)\n"
-    "  --max-rows N        read at most N rows of TRAIN (and of VALID)\n"
-    "  --skip-bad-rows     skip malformed rows (and report how many) instead of stopping\n"
-    "  --resume MODEL.mtl  continue the run that wrote MODEL.mtl (its options and data binding)\n"
-    "  --plot FILE.svg     draw the training loss and the validation metrics per epoch (rewritten\n"
-    "                      after every epoch)\n"
-    "  --json              print one JSON object at the end instead of text\n";
-
 // What a run is: everything that decides its result, stored in the checkpoint for --resume.
 struct RunConfig {
   tr::TrainOptions options;
@@ -161,7 +129,7 @@ void apply_args(RunConfig& c, const cli::Args& a) {
   if (a.has("balance")) o.balancing.method = balance_of(a.get("balance"));
   o.balancing.r = static_cast<float>(a.real("mb-r", o.balancing.r, 0, 1));
   o.balancing.beta = static_cast<float>(a.real("mb-beta", o.balancing.beta, 0, 0.999999));
-  if (a.has("affinity")) o.affinity_every = static_cast<std::size_t>(a.integer("affinity-every", 10, 1, 1000000000));
+  if (a.has("affinity")) o.affinity_every = static_cast<std::size_t>(a.integer("affinity-every", 1, 1000000000));
   else if (a.has("affinity-every")) throw mtlite::Error("--affinity-every needs --affinity");
   o.seed = static_cast<std::uint64_t>(a.integer("seed", static_cast<long long>(o.seed), 0, 0x7fffffffffffffffLL));
   c.epochs = static_cast<std::size_t>(a.integer("epochs", static_cast<long long>(c.epochs), 1, 1000000));
@@ -228,9 +196,7 @@ void write_plot(const std::string& path, const mtlite::Spec& spec, const tr::Run
   cli::Chart loss{"training loss (objective)", "epoch", {{"train", {}, {}}}, NAN, ""};
   cli::Chart auc{"validation AUC", "epoch", {}, NAN, ""}, rmse{"validation RMSE", "epoch", {}, NAN, ""};
   for (std::size_t o = 0; o < spec.num_outputs(); ++o) {
-    const int k = spec.output_task(o);
-    const bool binary = k < 0 || spec.tasks[static_cast<std::size_t>(k)].kind == mtlite::TaskKind::binary;
-    (binary ? auc : rmse).series.push_back({spec.output_name(o), {}, {}});
+    (spec.output_binary(o) ? auc : rmse).series.push_back({spec.output_name(o), {}, {}});
   }
   for (const Json& e : progress.history.elements()) {
     const double epoch = e.at("epoch").as_number();
@@ -347,195 +313,293 @@ void print_affinity(const tr::Trainer& t) {
   }
 }
 
+// The options that belong to a new run: a resumed one continues as its checkpoint was set up.
+constexpr const char* kNewRuns = "new runs";
+
+// --help shows the defaults a run starts from.
+const Json kDefaults = RunConfig{}.to_json();
+
+const cli::Command kCommand{
+    "usage: mtlite train --config model.json --train TRAIN [--valid VALID] --out MODEL.mtl [options]\n"
+    "       mtlite train --resume MODEL.mtl --train TRAIN [--valid VALID] [--epochs N] [--threads N]\n"
+    "\n"
+    "Trains the model model.json describes on TRAIN (CSV/TSV, plain or gzip, read with model.json's\n"
+    "\"data\" bindings), scores VALID after every epoch and keeps the best epoch by the main task's\n"
+    "validation metric (AUC, or RMSE for regression). MODEL.mtl is rewritten atomically after every\n"
+    "epoch: the best weights as a float model file, plus the state --resume needs.\n"
+    "A training option not given comes from model.json's \"training\" block, else the default shown.\n",
+    {
+        {"config", "model.json", "the model: architecture, features, tasks, \"data\" bindings, \"training\" block", "",
+         kNewRuns},
+        {"train", "TRAIN", "the rows to train on"},
+        {"valid", "VALID", "the rows scored after every epoch"},
+        {"out", "MODEL.mtl", "the file written after every epoch (with --resume: the resumed file unless given)"},
+        {"epochs", "N", "epochs in all", cli::shown(kDefaults.at("epochs"))},
+        {"batch-size", "N", "rows per step", cli::shown(kDefaults.at("batch_size")), kNewRuns},
+        {"optimizer", "NAME", "adam, adagrad or sgd", cli::shown(kDefaults.at("optimizer")), kNewRuns},
+        {"lr", "X", "learning rate", cli::shown(kDefaults.at("lr")), kNewRuns},
+        {"l2", "X", "L2 regularisation added to the gradient", cli::shown(kDefaults.at("l2")), kNewRuns},
+        {"clip-norm", "X", "clip the global gradient norm to X; 0: off", cli::shown(kDefaults.at("clip_norm")),
+         kNewRuns},
+        {"balance", "METHOD", "fixed (the tasks' loss_weight), uncertainty, gradnorm or metabalance",
+         cli::shown(kDefaults.at("balancing").at("method")), kNewRuns},
+        {"mb-r", "R", "MetaBalance relax factor r in [0, 1]", cli::shown(kDefaults.at("balancing").at("r")), kNewRuns},
+        {"mb-beta", "B", "MetaBalance moving-average beta in [0, 1)", cli::shown(kDefaults.at("balancing").at("beta")),
+         kNewRuns},
+        {"patience", "N", "stop after N epochs without a better validation metric; 0: never",
+         cli::shown(kDefaults.at("patience"))},
+        {"metric", "OUTPUT", "the output whose validation metric selects the best epoch; without it, the first main task",
+         "", kNewRuns},
+        {"seed", "S", "initial weights and shuffling", cli::shown(kDefaults.at("seed")), kNewRuns},
+        {"threads", "N", "worker threads; a seed and thread count give one result", cli::shown(tr::TrainOptions{}.threads)},
+        {"affinity", nullptr, "measure inter-task affinity (TAG) and print the best task groupings", "", kNewRuns},
+        {"affinity-every", "N", "measure it every N steps", "10", kNewRuns},
+        cli::kMaxRows,
+        cli::kSkipBadRows,
+        {"resume", "MODEL.mtl", "continue the run that wrote MODEL.mtl (its options and data binding)"},
+        {"plot", "FILE.svg", "draw the training loss and the validation metrics per epoch (rewritten after every epoch)"},
+        {"json", nullptr, "print one JSON object at the end instead of text"},
+    }};
+
+// A run: fresh from model.json, or continued from a checkpoint.
+struct Run {
+  mtlite::Spec spec;
+  mtlite::data::DataBinding binding;
+  RunConfig config;
+  tr::RunProgress progress;
+  std::optional<tr::Checkpoint> checkpoint;
+  mtlite::data::ReadReport fitted;  // a new run's binding fitted on TRAIN
+};
+
+Run resume_run(const cli::Args& args) {
+  if (const cli::Option* o = args.outside("--resume"))
+    throw mtlite::Error(std::string("--") + o->name + " cannot change on --resume: the checkpoint's run continues as it was set up");
+  Run run;
+  run.checkpoint = resume_checkpoint(args.get("resume"));
+  run.spec = run.checkpoint->spec;
+  run.binding = mtlite::data::DataBinding::from_json(run.checkpoint->data);
+  apply_json(run.config, run.checkpoint->config, args.get("resume") + ": training.config");
+  run.progress = run.checkpoint->progress;
+  run.config.epochs = static_cast<std::size_t>(args.integer("epochs", static_cast<long long>(run.config.epochs), 1, 1000000));
+  run.config.patience = static_cast<std::size_t>(args.integer("patience", static_cast<long long>(run.config.patience), 0, 1000000));
+  return run;
+}
+
+Run new_run(const cli::Args& args, const mtlite::data::ReadOptions& read, bool json) {
+  Run run;
+  const Json model_json = cli::read_json(args.get("config"));
+  try {
+    run.binding = mtlite::data::DataBinding::from_json(model_json);
+    run.spec = mtlite::data::DataBinding::spec_from_model_json(model_json);
+    if (const Json* t = model_json.find("training")) apply_json(run.config, *t, "training");
+  } catch (const mtlite::Error& e) {
+    throw mtlite::Error(args.get("config") + ": " + e.what());
+  }
+  apply_args(run.config, args);
+  if (!json) std::printf("fitting the data binding on %s ...\n", args.get("train").c_str());
+  run.fitted = run.binding.fit(args.get("train"), run.spec, read);
+  return run;
+}
+
+// TRAIN and VALID, read with the run's binding.
+struct Data {
+  mtlite::data::Dataset train;
+  std::optional<mtlite::data::Dataset> valid;
+};
+
+Data load_data(const cli::Args& args, const Run& run, const mtlite::data::ReadOptions& read) {
+  Data data{mtlite::data::load(args.get("train"), run.binding, run.spec, read), std::nullopt};
+  if (data.train.rows == 0) throw mtlite::Error("--train: '" + args.get("train") + "' has no rows");
+  if (args.has("valid")) data.valid = mtlite::data::load(args.get("valid"), run.binding, run.spec, read);
+  if (data.valid && data.valid->rows == 0) throw mtlite::Error("--valid: '" + args.get("valid") + "' has no rows");
+  return data;
+}
+
+// The output whose validation metric picks the best epoch, and which way is better.
+struct Metric {
+  std::size_t output;
+  bool larger_is_better;  // AUC; RMSE is better smaller
+};
+
+void print_start(const cli::Args& args, const Run& run, const Data& data, double load_seconds) {
+  const mtlite::data::Dataset& train = data.train;
+  const tr::TrainOptions& o = run.config.options;
+  std::printf("%s: %zu rows%s", args.get("train").c_str(), train.rows,
+              train.report.skipped ? (" (" + std::to_string(train.report.skipped) + " malformed rows skipped)").c_str() : "");
+  if (data.valid) std::printf("; %s: %zu rows", args.get("valid").c_str(), data.valid->rows);
+  std::printf(" (read in %.1f s)\n", load_seconds);
+  std::printf("%s, %zu tasks, %zu parameters; %s lr %g, batch %zu, balancing %s, %zu thread%s, seed %llu\n",
+              mtlite::to_string(run.spec.architecture), run.spec.tasks.size(), mtlite::parameter_count(run.spec),
+              tr::to_string(o.optimizer), static_cast<double>(o.lr), run.config.batch_size,
+              tr::to_string(o.balancing.method), o.threads, o.threads == 1 ? "" : "s",
+              static_cast<unsigned long long>(o.seed));
+  if (run.checkpoint) std::printf("resuming after epoch %zu of %zu\n", run.progress.epochs_done, run.config.epochs);
+}
+
+// One pass over TRAIN in the epoch's seeded order, in mini-batches; the record gets the mean
+// loss, the time and the speed.
+void train_epoch(tr::Trainer& trainer, const mtlite::data::Dataset& train, const RunConfig& config, EpochRecord& rec,
+                 const std::string& out_path, bool json) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const mtlite::data::Dataset shuffled = train.select(epoch_order(train.rows, config.options.seed, rec.epoch));
+  cli::ProgressBar bar("epoch " + std::to_string(rec.epoch) + "/" + std::to_string(config.epochs), train.rows, "rows",
+                       !json);
+  std::vector<mtlite::Bag> bags;
+  double loss_sum = 0;
+  std::size_t steps = 0;
+  for (std::size_t b = 0; b < shuffled.rows; b += config.batch_size) {
+    const std::size_t e = std::min(shuffled.rows, b + config.batch_size);
+    const double loss = trainer.step(shuffled.batch(b, e, bags), shuffled.labels_of(b, e), shuffled.mask_of(b, e),
+                                     shuffled.weights_of(b, e));
+    if (!std::isfinite(loss))
+      throw mtlite::Error("epoch " + std::to_string(rec.epoch) + ", rows " + std::to_string(b) + "-" +
+                          std::to_string(e) + ": the loss is not finite (lower --lr, or set --clip-norm); " +
+                          out_path + " keeps the last good epoch");
+    loss_sum += loss;
+    ++steps;
+    char note[48];
+    std::snprintf(note, sizeof note, "loss %.4f", loss_sum / static_cast<double>(steps));
+    bar.update(e, note);
+  }
+  bar.clear();
+  rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rec.train_loss = loss_sum / static_cast<double>(std::max<std::size_t>(1, steps));
+  rec.rows_per_second = static_cast<double>(train.rows) / rec.seconds;
+}
+
+// Scores VALID with the runtime (exactly what a converted model will be scored with) and moves
+// the run on: a new best epoch, or one more without improvement and perhaps the early stop.
+// Without VALID every epoch is the best. True when this epoch is.
+bool judge_epoch(Run& run, const Metric& metric, const tr::Trainer& trainer,
+                 const std::optional<mtlite::data::Dataset>& valid, EpochRecord& rec, mtlite::Weights& best) {
+  tr::RunProgress& progress = run.progress;
+  bool improved = !valid;
+  if (valid) {
+    const mtlite::Model model(run.spec, trainer.weights());
+    rec.valid = cli::evaluate(run.spec, cli::score_dataset(model, *valid), *valid, run.binding.group.has_value());
+    const double m = rec.valid[metric.output].primary();
+    improved = !std::isnan(m) && (std::isnan(progress.best_metric) ||
+                                  (metric.larger_is_better ? m > progress.best_metric : m < progress.best_metric));
+    if (improved) progress.best_metric = m;
+  }
+  progress.epochs_done = rec.epoch;
+  if (improved) {
+    best = trainer.weights();
+    progress.best_epoch = rec.epoch;
+    progress.bad_epochs = 0;
+  } else {
+    ++progress.bad_epochs;
+    progress.stopped_early = run.config.patience > 0 && progress.bad_epochs >= run.config.patience;
+  }
+  rec.best = improved;
+  progress.history.push(rec.to_json());
+  return improved;
+}
+
+void print_epoch(const Run& run, const Metric& metric, const EpochRecord& rec, bool best) {
+  std::printf("epoch %zu/%zu  loss %.5f  %s rows/s  %.1f s%s\n", rec.epoch, run.config.epochs, rec.train_loss,
+              cli::ProgressBar::count(rec.rows_per_second).c_str(), rec.seconds, best ? "  (best)" : "");
+  print_metrics(rec.valid);
+  if (run.progress.stopped_early)
+    std::printf("no better %s %s for %zu epochs: stopping\n", run.spec.output_name(metric.output).c_str(),
+                metric.larger_is_better ? "AUC" : "RMSE", run.config.patience);
+}
+
+// Rows trained on and the seconds it took, over the epochs of this invocation.
+struct Totals {
+  std::size_t rows = 0;
+  double seconds = 0;
+};
+
+// Epochs until the last one or the early stop; after each, MODEL.mtl (and the plot) rewritten.
+Totals run_epochs(const cli::Args& args, Run& run, const Data& data, const Metric& metric, tr::Trainer& trainer,
+                  mtlite::Weights& best, const std::string& out_path, bool json) {
+  Totals totals;
+  while (run.progress.epochs_done < run.config.epochs && !run.progress.stopped_early) {
+    EpochRecord rec;
+    rec.epoch = run.progress.epochs_done + 1;
+    train_epoch(trainer, data.train, run.config, rec, out_path, json);
+    totals.seconds += rec.seconds;
+    totals.rows += data.train.rows;
+    const bool improved = judge_epoch(run, metric, trainer, data.valid, rec, best);
+    tr::write_checkpoint(out_path, {run.spec, run.binding.to_json(), run.config.to_json(), run.progress, best,
+                                    trainer.state(), improved ? mtlite::Weights{} : trainer.weights()});
+    if (args.has("plot")) write_plot(args.get("plot"), run.spec, run.progress);
+    if (!json) print_epoch(run, metric, rec, improved && data.valid);
+    std::fflush(stdout);
+  }
+  return totals;
+}
+
+Json summary(const Run& run, const Data& data, const Totals& totals, const std::string& out_path) {
+  Json out = Json::object()
+                 .set("out", out_path)
+                 .set("bytes", cli::file_size(out_path))
+                 .set("train_rows", data.train.rows)
+                 .set("epochs_done", run.progress.epochs_done)
+                 .set("best_epoch", run.progress.best_epoch)
+                 .set("stopped_early", run.progress.stopped_early)
+                 .set("threads", run.config.options.threads)
+                 .set("config", run.config.to_json())
+                 .set("history", run.progress.history);
+  if (totals.seconds > 0) out.set("train_rows_per_second", static_cast<double>(totals.rows) / totals.seconds);
+  if (run.fitted.skipped) out.set("skipped_rows", run.fitted.skipped);
+  return out;
+}
+
+// The kept model's gates on the validation rows, and the task affinity training measured.
+void diagnose(tr::Trainer& trainer, const Run& run, const Data& data, const mtlite::Weights& best, Json& out,
+              bool json) {
+  if (data.valid) {
+    trainer.set_weights(best);
+    if (run.spec.gated()) {
+      std::vector<mtlite::Bag> bags;
+      const tr::GateReport report = trainer.gate_report(data.valid->batch(0, data.valid->rows, bags));
+      out.set("gates", gate_json(report));
+      if (!json) print_gates(run.spec, report);
+    }
+  }
+  if (run.config.options.affinity_every) {
+    out.set("affinity", affinity_json(trainer));
+    if (!json) print_affinity(trainer);
+  }
+}
+
 }  // namespace
 
 int cmd_train(int argc, char** argv) {
-  const cli::Args args(argc, argv, {"affinity", "skip-bad-rows", "json", "help"},
-                       {"config", "train", "valid", "out", "epochs", "batch-size", "optimizer", "lr", "l2",
-                        "clip-norm", "balance", "mb-r", "mb-beta", "patience", "metric", "seed", "threads",
-                        "affinity-every", "max-rows", "resume", "plot"});
-  if (args.has("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
+  const cli::Args args(argc, argv, kCommand);
   const bool resume = args.has("resume");
-  if (!args.positional.empty() || !args.has("train") || (!resume && (!args.has("config") || !args.has("out")))) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
+  const bool usable = args.positional.empty() && args.has("train") && (resume || (args.has("config") && args.has("out")));
+  if (const auto rc = args.help_or_usage(usable)) return *rc;
   const bool json = args.has("json");
   const std::string out_path = args.get("out", args.get("resume"));
   const mtlite::data::ReadOptions read = cli::read_options(args);
 
-  // The run: fresh from model.json, or continued from a checkpoint.
   const auto t_start = std::chrono::steady_clock::now();
-  mtlite::Spec spec;
-  std::optional<mtlite::data::DataBinding> binding;
-  RunConfig config;
-  tr::RunProgress progress;
-  std::optional<tr::Checkpoint> checkpoint;
-  mtlite::data::ReadReport fitted;
-  if (resume) {
-    for (const char* o : {"config", "batch-size", "optimizer", "lr", "l2", "clip-norm", "balance", "mb-r", "mb-beta",
-                          "metric", "seed", "affinity", "affinity-every"})
-      if (args.has(o))
-        throw mtlite::Error(std::string("--") + o + " cannot change on --resume: the checkpoint's run continues as it was set up");
-    checkpoint = resume_checkpoint(args.get("resume"));
-    spec = checkpoint->spec;
-    binding = mtlite::data::DataBinding::from_json(checkpoint->data);
-    apply_json(config, checkpoint->config, args.get("resume") + ": training.config");
-    progress = checkpoint->progress;
-    config.epochs = static_cast<std::size_t>(args.integer("epochs", static_cast<long long>(config.epochs), 1, 1000000));
-    config.patience = static_cast<std::size_t>(args.integer("patience", static_cast<long long>(config.patience), 0, 1000000));
-  } else {
-    const Json model_json = cli::read_json(args.get("config"));
-    try {
-      binding = mtlite::data::DataBinding::from_json(model_json);
-      spec = mtlite::data::DataBinding::spec_from_model_json(model_json);
-      if (const Json* t = model_json.find("training")) apply_json(config, *t, "training");
-    } catch (const mtlite::Error& e) {
-      throw mtlite::Error(args.get("config") + ": " + e.what());
-    }
-    apply_args(config, args);
-    if (!json) std::printf("fitting the data binding on %s ...\n", args.get("train").c_str());
-    fitted = binding->fit(args.get("train"), spec, read);
-  }
-  config.options.threads = static_cast<std::size_t>(args.integer("threads", 1, 1, 256));
-  config.options.validate();
-
-  const mtlite::data::Dataset train = mtlite::data::load(args.get("train"), *binding, spec, read);
-  if (train.rows == 0) throw mtlite::Error("--train: '" + args.get("train") + "' has no rows");
-  std::optional<mtlite::data::Dataset> valid;
-  if (args.has("valid")) valid = mtlite::data::load(args.get("valid"), *binding, spec, read);
-  if (valid && valid->rows == 0) throw mtlite::Error("--valid: '" + args.get("valid") + "' has no rows");
-  const bool grouped = binding->group.has_value();
-  const std::size_t metric_o = metric_output(spec, config.metric);
-  const bool larger_is_better = [&] {
-    const int k = spec.output_task(metric_o);
-    return k < 0 || spec.tasks[static_cast<std::size_t>(k)].kind == mtlite::TaskKind::binary;
-  }();
+  Run run = resume ? resume_run(args) : new_run(args, read, json);
+  run.config.options.threads = static_cast<std::size_t>(args.integer("threads", 1, 256));
+  run.config.options.validate();
+  const Data data = load_data(args, run, read);
+  const std::size_t metric_o = metric_output(run.spec, run.config.metric);
+  const Metric metric{metric_o, run.spec.output_binary(metric_o)};
   const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
 
-  tr::Trainer trainer(spec, config.options);
+  tr::Trainer trainer(run.spec, run.config.options);
   mtlite::Weights best;
-  if (checkpoint) {
-    trainer.set_weights(checkpoint->current);
-    trainer.load_state(checkpoint->state);
-    best = std::move(checkpoint->best);
+  if (run.checkpoint) {
+    trainer.set_weights(run.checkpoint->current);
+    trainer.load_state(run.checkpoint->state);
+    best = std::move(run.checkpoint->best);
   }
+  if (!json) print_start(args, run, data, load_seconds);
 
-  if (!json) {
-    std::printf("%s: %zu rows%s", args.get("train").c_str(), train.rows,
-                train.report.skipped ? (" (" + std::to_string(train.report.skipped) + " malformed rows skipped)").c_str() : "");
-    if (valid) std::printf("; %s: %zu rows", args.get("valid").c_str(), valid->rows);
-    std::printf(" (read in %.1f s)\n", load_seconds);
-    std::printf("%s, %zu tasks, %zu parameters; %s lr %g, batch %zu, balancing %s, %zu thread%s, seed %llu\n",
-                mtlite::to_string(spec.architecture), spec.tasks.size(), mtlite::parameter_count(spec),
-                tr::to_string(config.options.optimizer), static_cast<double>(config.options.lr), config.batch_size,
-                tr::to_string(config.options.balancing.method), config.options.threads,
-                config.options.threads == 1 ? "" : "s", static_cast<unsigned long long>(config.options.seed));
-    if (resume) std::printf("resuming after epoch %zu of %zu\n", progress.epochs_done, config.epochs);
-  }
-
-  double train_seconds = 0;
-  std::size_t train_rows = 0;
-  std::vector<mtlite::Bag> bags;
-  while (progress.epochs_done < config.epochs && !progress.stopped_early) {
-    EpochRecord rec;
-    rec.epoch = progress.epochs_done + 1;
-    const auto t0 = std::chrono::steady_clock::now();
-    const std::vector<std::size_t> order = epoch_order(train.rows, config.options.seed, rec.epoch);
-    const mtlite::data::Dataset shuffled = train.select(order);
-    cli::ProgressBar bar("epoch " + std::to_string(rec.epoch) + "/" + std::to_string(config.epochs), train.rows,
-                         "rows", !json);
-    double loss_sum = 0;
-    std::size_t steps = 0;
-    for (std::size_t b = 0; b < shuffled.rows; b += config.batch_size) {
-      const std::size_t e = std::min(shuffled.rows, b + config.batch_size);
-      const double loss = trainer.step(shuffled.batch(b, e, bags), shuffled.labels_of(b, e), shuffled.mask_of(b, e),
-                                       shuffled.weights_of(b, e));
-      if (!std::isfinite(loss))
-        throw mtlite::Error("epoch " + std::to_string(rec.epoch) + ", rows " + std::to_string(b) + "-" +
-                            std::to_string(e) + ": the loss is not finite (lower --lr, or set --clip-norm); " +
-                            out_path + " keeps the last good epoch");
-      loss_sum += loss;
-      ++steps;
-      char note[48];
-      std::snprintf(note, sizeof note, "loss %.4f", loss_sum / static_cast<double>(steps));
-      bar.update(e, note);
-    }
-    bar.clear();
-    rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    rec.train_loss = loss_sum / static_cast<double>(std::max<std::size_t>(1, steps));
-    rec.rows_per_second = static_cast<double>(train.rows) / rec.seconds;
-    train_seconds += rec.seconds;
-    train_rows += train.rows;
-
-    // Validation with the runtime: exactly what a converted model will be scored with.
-    bool improved = !valid;
-    if (valid) {
-      const mtlite::Model model(spec, trainer.weights());
-      rec.valid = cli::evaluate(spec, cli::score_dataset(model, *valid), *valid, grouped);
-      const double m = rec.valid[metric_o].primary();
-      improved = !std::isnan(m) && (std::isnan(progress.best_metric) ||
-                                    (larger_is_better ? m > progress.best_metric : m < progress.best_metric));
-      if (improved) progress.best_metric = m;
-    }
-    progress.epochs_done = rec.epoch;
-    if (improved) {
-      best = trainer.weights();
-      progress.best_epoch = rec.epoch;
-      progress.bad_epochs = 0;
-    } else {
-      ++progress.bad_epochs;
-      progress.stopped_early = config.patience > 0 && progress.bad_epochs >= config.patience;
-    }
-    rec.best = improved;
-    progress.history.push(rec.to_json());
-    tr::write_checkpoint(out_path, {spec, binding->to_json(), config.to_json(), progress, best, trainer.state(),
-                                    improved ? mtlite::Weights{} : trainer.weights()});
-    if (args.has("plot")) write_plot(args.get("plot"), spec, progress);
-
-    if (!json) {
-      std::printf("epoch %zu/%zu  loss %.5f  %s rows/s  %.1f s%s\n", rec.epoch, config.epochs, rec.train_loss,
-                  cli::ProgressBar::count(rec.rows_per_second).c_str(), rec.seconds, improved && valid ? "  (best)" : "");
-      print_metrics(rec.valid);
-      if (progress.stopped_early)
-        std::printf("no better %s %s for %zu epochs: stopping\n", spec.output_name(metric_o).c_str(),
-                    larger_is_better ? "AUC" : "RMSE", config.patience);
-    }
-    std::fflush(stdout);
-  }
-
-  Json out = Json::object()
-                 .set("out", out_path)
-                 .set("bytes", cli::file_size(out_path))
-                 .set("train_rows", train.rows)
-                 .set("epochs_done", progress.epochs_done)
-                 .set("best_epoch", progress.best_epoch)
-                 .set("stopped_early", progress.stopped_early)
-                 .set("threads", config.options.threads)
-                 .set("config", config.to_json())
-                 .set("history", progress.history);
-  if (train_seconds > 0) out.set("train_rows_per_second", static_cast<double>(train_rows) / train_seconds);
-  if (fitted.skipped) out.set("skipped_rows", fitted.skipped);
+  const Totals totals = run_epochs(args, run, data, metric, trainer, best, out_path, json);
+  Json out = summary(run, data, totals, out_path);
   if (!json)
-    std::printf("\nbest epoch %zu; wrote %s (%s)\n", progress.best_epoch, out_path.c_str(),
+    std::printf("\nbest epoch %zu; wrote %s (%s)\n", run.progress.best_epoch, out_path.c_str(),
                 cli::bytes_string(cli::file_size(out_path)).c_str());
-
-  // Diagnostics of the kept model on the validation rows.
-  if (valid) {
-    trainer.set_weights(best);
-    if (spec.gated()) {
-      const tr::GateReport report = trainer.gate_report(valid->batch(0, valid->rows, bags));
-      out.set("gates", gate_json(report));
-      if (!json) print_gates(spec, report);
-    }
-  }
-  if (config.options.affinity_every) {
-    out.set("affinity", affinity_json(trainer));
-    if (!json) print_affinity(trainer);
-  }
+  diagnose(trainer, run, data, best, out, json);
   if (json) std::printf("%s\n", out.dump().c_str());
   return 0;
 }

@@ -196,6 +196,11 @@ struct Spec {
     const int k = output_task(i);
     return k >= 0 ? tasks[static_cast<std::size_t>(k)].name : esmm->ctcvr;
   }
+  // Whether output i is a probability (a binary task's, or pCTCVR) rather than a regression value.
+  bool output_binary(std::size_t i) const {
+    const int k = output_task(i);
+    return k < 0 || tasks[static_cast<std::size_t>(k)].kind == TaskKind::binary;
+  }
   bool gated() const {
     return architecture == Architecture::omoe || architecture == Architecture::mmoe ||
            architecture == Architecture::ple;

@@ -20,38 +20,21 @@
 #pragma once
 
 #include <algorithm>
-#include <cerrno>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <string>
-#include <system_error>
 #include <unordered_set>
 #include <utility>
 #include <vector>
-
-#if defined(_WIN32)
-#include <io.h>
-#include <process.h>
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
-#include <windows.h>
-#else
-#include <fcntl.h>
-#include <unistd.h>
-#endif
 
 #include "../../core/error.hpp"
 #include "../../format/checksum.hpp"
 #include "../../format/json.hpp"
 #include "../../format/mtl.hpp"
 #include "../../format/reader.hpp"
+#include "../durable_file.hpp"
 
 namespace mtlite::format {
 
@@ -108,67 +91,22 @@ class FileWriter {
     return out;
   }
 
-  // Writes the file atomically: to "<path>.tmp-<pid>" in the same directory, flushed and synced,
-  // then renamed over `path`. On any failure the temporary file is removed and mtlite::Error
-  // names the path and the system's reason; `path` is then untouched (the old file, or none).
+  // Writes the file atomically and durably (DurableFile): on any failure mtlite::Error names the
+  // path and the system's reason, and `path` is untouched (the old file, or none).
   void write(const std::string& path) const {
     const Plan p = plan();
     // First pass: the checksum (of everything after the header), so the header goes out first.
     Xxh64 hasher;
     emit_body(p, [&](const void* data, std::size_t n) { hasher.update(data, n); });
     const FileHeader h = header(p, hasher.digest());
-
-#if defined(_WIN32)
-    const std::string tmp = path + ".tmp-" + std::to_string(_getpid());
-#else
-    const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-#endif
-    auto reason = [](int err) { return std::system_category().message(err); };
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw Error("model file: cannot write '" + path + "': " + reason(errno));
-    int err = 0;
-    const char* step = "cannot write";
     try {
-      auto put = [&](const void* data, std::size_t n) {
-        errno = 0;
-        if (err == 0 && n > 0 && std::fwrite(data, 1, n, f) != n) err = errno ? errno : EIO;
-      };
-      put(&h, sizeof h);
-      emit_body(p, put);
-      if (err == 0 && std::fflush(f) != 0) err = errno ? errno : EIO;
-#if defined(_WIN32)
-      if (err == 0 && _commit(_fileno(f)) != 0) err = errno ? errno : EIO;
-#else
-      if (err == 0 && ::fsync(fileno(f)) != 0) err = errno ? errno : EIO;
-#endif
-    } catch (...) {
-      std::fclose(f);
-      std::remove(tmp.c_str());
-      throw;
+      DurableFile file(path);
+      file.write(&h, sizeof h);
+      emit_body(p, [&](const void* data, std::size_t n) { file.write(data, n); });
+      file.commit();
+    } catch (const Error& e) {
+      throw Error(std::string("model file: ") + e.what());
     }
-    if (std::fclose(f) != 0 && err == 0) err = errno ? errno : EIO;
-    if (err == 0) {
-#if defined(_WIN32)
-      if (!MoveFileExA(tmp.c_str(), path.c_str(), MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) err = EACCES;
-#else
-      if (std::rename(tmp.c_str(), path.c_str()) != 0) err = errno ? errno : EIO;
-#endif
-      if (err != 0) step = "cannot replace";
-    }
-    if (err != 0) {
-      std::remove(tmp.c_str());
-      throw Error(std::string("model file: ") + step + " '" + path + "': " + reason(err));
-    }
-#if !defined(_WIN32)
-    // Make the rename itself durable: sync the directory (best effort; some file systems refuse).
-    const std::size_t slash = path.find_last_of('/');
-    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      (void)::fsync(dfd);
-      ::close(dfd);
-    }
-#endif
   }
 
  private:
