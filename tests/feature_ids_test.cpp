@@ -25,21 +25,8 @@
 
 #include <unistd.h>
 
-// Every plain operator new is counted: the lookups below may not move the count. std::string and
-// std::vector allocate through this one (arrays and nothrow forms forward to it). All of them stay
-// out of line: GCC pairs what it sees inlined, and would take malloc meeting a delete (or
-// operator new meeting free) for a mismatch.
-namespace {
-std::atomic<std::size_t> g_news{0};
-}  // namespace
-
-[[gnu::noinline]] void* operator new(std::size_t n) {
-  g_news.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
-[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+// Every operator new is counted (counting_new.hpp): the lookups below may not move the count.
+#include "counting_new.hpp"
 
 namespace {
 
@@ -268,14 +255,14 @@ TEST_CASE("feature ids: many threads look up at once; lookups allocate nothing")
   };
   const std::int64_t alone = run();
 
-  const std::size_t before = g_news.load();
+  const std::size_t before = allocations();
   const std::int64_t again = run();
-  const std::size_t after = g_news.load();
+  const std::size_t after = allocations();
   CHECK(after == before);
   CHECK(again == alone);
   // The counter does see the containers' allocations: a copy of the value moves it.
   const std::vector<std::string> copies(1, long_value);
-  CHECK(g_news.load() >= after + 2);
+  CHECK(allocations() >= after + 2);
   CHECK(ids.id(item, copies[0]) == ids.id(item, long_value));
 
   std::vector<std::int64_t> sums(4);
