@@ -245,18 +245,23 @@ TEST_CASE("feature ids: many threads look up at once; lookups allocate nothing")
 
   // Sums of every kind of lookup, so that nothing can be optimised away.
   auto run = [&] {
-    std::int64_t sum = 0;
+    // Unsigned: hashed ids are spread over all 64 bits, and their sum wraps.
+    std::uint64_t sum = 0;
+    auto add = [&](std::int64_t x) { sum += static_cast<std::uint64_t>(x); };
     for (int round = 0; round < 200; ++round)
       for (const std::string_view v : values) {
-        sum += ids.id(country, v) + ids.id(item, v) + ids.id("zip", v) + ids.id(code, std::int64_t{round});
-        ids.for_each_id(tags, v, [&](std::int64_t x) { sum += x; });
+        add(ids.id(country, v));
+        add(ids.id(item, v));
+        add(ids.id("zip", v));
+        add(ids.id(code, std::int64_t{round}));
+        ids.for_each_id(tags, v, add);
       }
     return sum;
   };
-  const std::int64_t alone = run();
+  const std::uint64_t alone = run();
 
   const std::size_t before = allocations();
-  const std::int64_t again = run();
+  const std::uint64_t again = run();
   const std::size_t after = allocations();
   CHECK(after == before);
   CHECK(again == alone);
@@ -265,9 +270,9 @@ TEST_CASE("feature ids: many threads look up at once; lookups allocate nothing")
   CHECK(allocations() >= after + 2);
   CHECK(ids.id(item, copies[0]) == ids.id(item, long_value));
 
-  std::vector<std::int64_t> sums(4);
+  std::vector<std::uint64_t> sums(4);
   std::vector<std::thread> threads;
-  for (std::int64_t& s : sums) threads.emplace_back([&] { s = run(); });
+  for (std::uint64_t& s : sums) threads.emplace_back([&] { s = run(); });
   for (std::thread& t : threads) t.join();
-  for (const std::int64_t s : sums) CHECK(s == alone);
+  for (const std::uint64_t s : sums) CHECK(s == alone);
 }
