@@ -31,7 +31,13 @@ bad=$(grep -E 'include/mtlite/offline/' <<<"$d" || true)
 python3 - "$root" <<'PY' || fail=1
 import os, re, subprocess, sys
 root = sys.argv[1]
-files = subprocess.check_output(['git', '-C', root, 'ls-files'], text=True).split()
+try:  # the tracked files; without git (a tarball, a bare machine), the tree less build output
+    files = subprocess.check_output(['git', '-C', root, 'ls-files'], text=True,
+                                    stderr=subprocess.DEVNULL).split()
+except (OSError, subprocess.CalledProcessError):
+    files = [os.path.relpath(os.path.join(d, f), root) for d, dirs, fs in os.walk(root)
+             for f in fs if not dirs.__setitem__(slice(None), [x for x in dirs
+                                                              if not x.startswith(('.', 'build', 'subprojects'))])]
 bad = 0
 for f in files:
     if f.endswith(('.gz', '.png', '.svg')) or not os.path.isfile(os.path.join(root, f)):
