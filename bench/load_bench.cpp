@@ -54,21 +54,8 @@ struct Files {
     const mtlite::RandomInputs random(c.spec, 4, 1);
     const mtlite::Batch batch = random.batch();
     mtlite::Session session(model, batch.rows);
-    if (!session.predict(batch)) std::abort();
-    mtlite::Json dense_values = mtlite::Json::array(), expected = mtlite::Json::array();
-    for (float v : batch.dense) dense_values.push(mtlite::Json::from_float(v));
-    for (std::size_t o = 0; o < model.num_outputs(); ++o) {
-      mtlite::Json scores = mtlite::Json::array();
-      for (float s : session.scores(o)) scores.push(mtlite::Json::from_float(s));
-      expected.push(std::move(scores));
-    }
-    mtlite::Json test = mtlite::Json::object()
-                            .set("rows", batch.rows)
-                            .set("dense", std::move(dense_values))
-                            .set("ids", mtlite::Json::array())
-                            .set("bags", mtlite::Json::array())
-                            .set("expected", std::move(expected))
-                            .set("tolerance", dense == mtlite::kernels::WeightType::i8 ? 2e-3 : 1e-5);
+    mtlite::Json test =
+        mtlite::record_selftest(session, batch, mtlite::selftest_tolerance(mtlite::coarsest_weight_type(model.plan())));
     mtlite::Json settings = mtlite::Json::object()
                                 .set("dtype", dense == mtlite::kernels::WeightType::i8 ? "int8" : "f32")
                                 .set("embeddings", "f32")

@@ -612,6 +612,45 @@ TEST_CASE("softmax: shift invariance at +-1000, equal logits") {
     }
 }
 
+TEST_CASE("softmax and sigmoid: extreme logits give probabilities (FLT_MAX, overflowed inf)") {
+  // Huge weights or inputs can push a logit to +-FLT_MAX or past it to +-inf. Every output must
+  // still be a probability: exp(inf - inf) would be NaN, so the infinite maxima share the mass.
+  constexpr float big = std::numeric_limits<float>::max(), inf = std::numeric_limits<float>::infinity();
+  for (SoftmaxFn fn : softmax_backends())
+    for (std::size_t n : kSizes) {
+      for (int pattern = 0; pattern < 3; ++pattern) {
+        std::vector<float> x(n, -big);
+        std::size_t hot = 0;
+        for (std::size_t i = 0; i < n; i += 3) {  // every third logit is the largest
+          x[i] = pattern == 0 ? big : pattern == 1 ? inf : (i % 2 ? inf : -inf);
+          hot += pattern < 2 || i % 2;
+        }
+        if (pattern == 2 && hot == 0) x[0] = inf, hot = 1;
+        if (n > 1) x[1] = pattern == 2 ? -inf : -big;
+        const std::vector<float> in = x;
+        fn(x.data(), n);
+        Report rep;
+        double sum = 0.0;
+        for (std::size_t i = 0; i < n; ++i) {
+          const bool top = in[i] == (pattern == 0 ? big : inf);
+          rep.near(x[i], top ? 1.0 / static_cast<double>(hot) : 0.0, 4 * kEps, "extreme", 0, i);
+          sum += x[i];
+        }
+        rep.near(sum, 1.0, (n + 8) * kEps, "sum", 0, n);
+        CHECK_MESSAGE(rep.ok(), "n=" << n << " pattern=" << pattern << ": " << rep.text());
+      }
+    }
+  for (float v : {-inf, -big, -1e30f, 1e30f, big, inf}) {
+    std::vector<float> yr(17, v), ys(17, v);
+    ref::activation(Activation::sigmoid, yr.data(), yr.size());
+    mtlite::kernels::activation(Activation::sigmoid, ys.data(), ys.size());
+    for (float y : {yr[0], ys[0], ys[16]}) {
+      CHECK_MESSAGE((y >= 0.0f && y <= 1.0f), "sigmoid(" << v << ") = " << y);
+      CHECK_MESSAGE(y == (v > 0 ? 1.0f : 0.0f), "sigmoid(" << v << ") = " << y << " is not saturated");
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // mix
 

@@ -117,13 +117,10 @@ std::optional<Calibration> calibrate(const cli::Args& args, const cli::FloatMode
   return c;
 }
 
-// The self-test: the first calibration rows, or seeded random ones, with a tolerance that fits
-// the dense layers' type.
-mtlite::Json record_test(const mtlite::Model& model, mtlite::kernels::WeightType dense,
-                         const std::optional<Calibration>& calib, std::size_t rows) {
-  const float tolerance = dense == mtlite::kernels::WeightType::i8    ? 2e-3f
-                          : dense == mtlite::kernels::WeightType::f16 ? 1e-4f
-                                                                      : 1e-5f;
+// The self-test: the first calibration rows, or seeded random ones, with the tolerance that fits
+// the converted model's coarsest layers.
+mtlite::Json record_test(const mtlite::Model& model, const std::optional<Calibration>& calib, std::size_t rows) {
+  const float tolerance = mtlite::selftest_tolerance(mtlite::coarsest_weight_type(model.plan()));
   if (calib) {
     std::vector<mtlite::Bag> bags;
     const mtlite::Batch batch = calib->rows.batch(0, std::min(rows, calib->rows.rows), bags);
@@ -211,10 +208,11 @@ int cmd_convert(int argc, char** argv) {
   const auto selftest_rows = static_cast<std::size_t>(args.integer("selftest-rows", 1, 1024));
 
   const cli::FloatModel input = cli::read_float_model(w.in_path, args.get("config"));
+  cli::warn_huge_weights(input.weights, w.in_path);
   const mtlite::Converted converted = mtlite::convert(input.spec, input.weights, options);
   const mtlite::Model model = converted.model();
   const std::optional<Calibration> calib = calibrate(args, input, model);
-  mtlite::Json test = record_test(model, options.dense, calib, selftest_rows);
+  mtlite::Json test = record_test(model, calib, selftest_rows);
   w.test_rows = static_cast<std::size_t>(test.at("rows").as_uint64());
   mtlite::model_writer(converted.spec, converted.tensors, metadata(args, input, converted, calib, std::move(test)))
       .write(w.out_path);

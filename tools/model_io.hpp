@@ -226,4 +226,26 @@ inline std::vector<OutputMetrics> evaluate(const mtlite::Spec& spec, const std::
   return out;
 }
 
+// The rule for huge finite weights (docs/reliability.md): mtlite computes with any finite value,
+// but training never produces a weight of magnitude 2^16 or more (past what f16 can hold), and
+// such weights overflow the scores to 0 or 1 or to infinity: the model diverged or was damaged.
+// Says so on stderr, naming the tensor with the largest such value, and goes on.
+inline void warn_huge_weights(const mtlite::Weights& weights, const std::string& source) {
+  constexpr float kHuge = 65536.0f;
+  const std::string* name = nullptr;
+  float largest = 0.0f;
+  std::size_t count = 0;
+  for (const auto& [tensor, t] : weights)
+    for (const float v : t.data)
+      if (std::fabs(v) >= kHuge) {
+        ++count;
+        if (std::fabs(v) > largest) largest = std::fabs(v), name = &tensor;
+      }
+  if (count > 0)
+    std::fprintf(stderr,
+                 "warning: %s: %zu weights have a magnitude of 2^16 or more, up to %g in tensor '%s': the model "
+                 "has diverged or is damaged, and its scores will saturate or overflow\n",
+                 source.c_str(), count, static_cast<double>(largest), name->c_str());
+}
+
 }  // namespace cli

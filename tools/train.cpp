@@ -376,6 +376,7 @@ Run resume_run(const cli::Args& args) {
     throw mtlite::Error(std::string("--") + o->name + " cannot change on --resume: the checkpoint's run continues as it was set up");
   Run run;
   run.checkpoint = resume_checkpoint(args.get("resume"));
+  cli::warn_huge_weights(run.checkpoint->current, "--resume " + args.get("resume"));
   run.spec = run.checkpoint->spec;
   run.binding = mtlite::data::DataBinding::from_json(run.checkpoint->data);
   apply_json(run.config, run.checkpoint->config, args.get("resume") + ": training.config");

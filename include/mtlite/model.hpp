@@ -7,6 +7,14 @@
 //   Model::load(path)                a .mtl file, memory-mapped: weights used in place, no copy
 //   Model::from_memory(data, size)   a .mtl image in memory (a model compiled into the program):
 //                                    used in place when 64-byte aligned, else copied once
+//
+// Cost of loading a file of n bytes, hostile or not: O(n) time and memory. The reader's view is
+// at most ~25n (format/reader.hpp); the spec's parameter tensors are counted against the file's
+// before anything is expanded (check_tensor_count), so the network, the plan and the parameter
+// list are O(number of tensors); the arena holds copies of what cannot run in place (packing pads
+// a layer's outputs to whole 16-row panels: a plain [1, k] weight grows 16 times) plus the i8
+// column sums (64 bytes per panel of at least 64): at most 16n. Hashing and the self-test (rows
+// <= kMaxSelftestRows, from the metadata) add O(n).
 #pragma once
 
 #include <memory>
@@ -168,6 +176,7 @@ class Model {
 
   void build(const TensorMap& tensors, bool persistent) {
     spec_.validate();
+    internal::check_tensor_count(spec_, tensors.size());
     net_ = build_network(spec_);
     internal::Binder binder(spec_, net_, tensors, persistent);
     const auto types = binder.check();

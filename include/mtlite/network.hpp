@@ -213,4 +213,58 @@ inline Network build_network(const Spec& spec) {
   return internal::prune(std::move(net));
 }
 
+// The number of parameter tensors (weights, biases, tables) of a valid spec's pruned network:
+// parameters(spec).size(), counted without building anything. A spec may ask for millions of
+// layers (64 PLE levels of 1024 experts of 64 layers), so a reader checks this count against
+// the tensors a file holds before it expands the spec (compile/binder.hpp).
+inline std::uint64_t parameter_tensor_count(const Spec& spec) {
+  const std::size_t T = spec.tasks.size();
+  std::uint64_t n = 0;
+  for (const Feature& f : spec.features) n += f.has_embedding();
+  // Served towers read tower_input[k]; `need[k]` says whether that input is live.
+  std::vector<bool> need(T);
+  for (std::size_t k = 0; k < T; ++k) {
+    need[k] = spec.tasks[k].served;
+    if (need[k]) n += 2 * (spec.tasks[k].tower.size() + 1);
+  }
+  switch (spec.architecture) {
+    case Architecture::single_task:
+    case Architecture::esmm:
+      break;
+    case Architecture::shared_bottom:
+      n += 2 * spec.bottom.size();
+      break;
+    case Architecture::omoe:
+    case Architecture::mmoe: {
+      n += 2 * std::uint64_t{spec.num_experts} * spec.expert.size();
+      for (std::size_t k = 0; k < T; ++k) n += spec.architecture == Architecture::mmoe && need[k] ? 2 : 0;
+      n += spec.architecture == Architecture::omoe ? 2 : 0;
+      break;
+    }
+    case Architecture::ple: {
+      // Backwards through the levels, as prune() walks from the outputs: a task gate is live
+      // when its task's next input is; a level's own experts when their task gate or the shared
+      // gate is; its shared experts when any gate is; the shared gate (absent on the last
+      // level) when the next level's shared experts are.
+      bool need_shared = false;
+      for (std::size_t l = spec.levels.size(); l-- > 0;) {
+        const PleLevel& lv = spec.levels[l];
+        const std::uint64_t expert_tensors = 2 * lv.expert.size();
+        const bool shared_gate = l + 1 < spec.levels.size() && need_shared;
+        bool any_gate = shared_gate;
+        for (std::size_t k = 0; k < T; ++k) {
+          const bool gate = need[k], own = gate || shared_gate;
+          n += (gate ? 2 : 0) + (own ? lv.task_experts * expert_tensors : 0);
+          any_gate = any_gate || gate;
+          need[k] = gate || (own && lv.task_experts > 0);
+        }
+        n += (shared_gate ? 2 : 0) + (any_gate ? lv.shared_experts * expert_tensors : 0);
+        need_shared = shared_gate || (any_gate && lv.shared_experts > 0);
+      }
+      break;
+    }
+  }
+  return n;
+}
+
 }  // namespace mtlite

@@ -8,7 +8,8 @@
 //                "expected": [[n scores] per output], "tolerance": t}
 //
 // A score passes when |got - expected| <= t * max(1, |expected|). Floats are written so that
-// they read back bit for bit (Json::from_float).
+// they read back bit for bit (Json::from_float). t may not exceed selftest_tolerance() of the
+// model's coarsest dense layer: a self-test whose tolerance admits anything proves nothing.
 #pragma once
 
 #include <algorithm>
@@ -26,6 +27,22 @@
 namespace mtlite {
 
 inline constexpr std::size_t kMaxSelftestRows = 4096;
+
+// How far a score may move between builds and machines (summation order, FMA contraction,
+// vector width) when the model's coarsest dense layers are `type`. In f16 layers the inputs are
+// rounded as in f32 ones but each weight carries 11 bits; in i8 layers a tiny change before a
+// layer can move an activation across a rounding boundary of its 8-bit code.
+inline float selftest_tolerance(kernels::WeightType type) {
+  return type == kernels::WeightType::i8 ? 2e-3f : type == kernels::WeightType::f16 ? 1e-4f : 1e-5f;
+}
+
+// The coarsest weight type among a plan's dense layers (f32 < f16 < i8).
+inline kernels::WeightType coarsest_weight_type(const internal::Plan& plan) {
+  kernels::WeightType out = kernels::WeightType::f32;
+  for (const internal::PackedLayer& L : plan.layers)
+    if (static_cast<int>(L.type) > static_cast<int>(out)) out = L.type;
+  return out;
+}
 
 // The block for `batch`, scored by `run` (a Session of the model to ship, or its Executor).
 inline Json record_selftest(internal::Executor& run, const Batch& batch, float tolerance) {
@@ -92,6 +109,10 @@ inline void check_selftest(const Json& test, const Spec& spec, const internal::P
       throw Error("expected holds " + std::to_string(expected.size()) + " outputs, the model has " +
                   std::to_string(outputs));
     const float tolerance = test.at("tolerance").as_float();
+    const float bound = selftest_tolerance(coarsest_weight_type(plan));
+    if (!(tolerance >= 0.0f && tolerance <= bound))
+      throw Error(internal::printf_string("tolerance %g is outside [0, %g], what this model's layers can differ by",
+                                          static_cast<double>(tolerance), static_cast<double>(bound)));
     for (std::size_t o = 0; o < outputs; ++o) {
       const std::vector<float> want = floats(expected[o]);
       if (want.size() != rows) throw Error("expected[" + std::to_string(o) + "] does not hold one score per row");

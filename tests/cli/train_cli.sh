@@ -61,5 +61,14 @@ check "... and no temporary file behind" bash -c "! ls | grep -q tmp"
 fails_with "unknown training key in model.json" "training.learning_rate: unknown key" \
   bash -c "sed 's/\"training\": {/\"training\": {\"learning_rate\": 1, /' '$config' > cfg.json && '$mtlite' train --config cfg.json --train train.csv --out x.mtl"
 
+# A finite but absurd weight (3e38 in a one-layer model, as safetensors): converted, with a warning
+# that names the tensor (docs/reliability.md: the rule for huge weights).
+echo '{"architecture": "single_task", "features": [{"name": "x", "kind": "dense"}], "tasks": [{"name": "y", "kind": "binary"}],
+  "tensors": {"tower0.0.weight": "w", "tower0.0.bias": "b"}}' > huge.json
+hdr='{"w":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}'
+printf '\x70\x00\x00\x00\x00\x00\x00\x00%s   \xe6\xb1\x61\x7f\x00\x00\x00\x00' "$hdr" > huge.safetensors
+check "a weight of 3e38 converts with a warning naming its tensor" bash -c \
+  "'$mtlite' convert huge.safetensors --config huge.json --out huge.mtl 2>&1 | grep -qF \"up to 3e+38 in tensor 'tower0.0.weight'\""
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]

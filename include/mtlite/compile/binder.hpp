@@ -59,6 +59,19 @@ inline void check_finite(const std::string& name, const TensorRef& t) {
   }
 }
 
+// A spec's tensors must be among those given, counted before its network is built: a file of a
+// few KB may declare a spec of millions of layers, and expanding that first would cost gigabytes
+// before the first missing tensor is found. Only weights, biases and tables are counted (not i8
+// scales), so a complete set never fails this. The spec must be valid.
+inline void check_tensor_count(const Spec& spec, std::size_t given) {
+  const std::uint64_t need = parameter_tensor_count(spec);
+  if (need > given)
+    throw Error("the spec needs " + std::to_string(need) + " tensors, only " + std::to_string(given) +
+                " are given");
+}
+
+// The one check of tensors against a spec, for every reader of them (Model, float_weights, the
+// trainer's resume): check() first, then bind() for a Model.
 class Binder {
  public:
   // persistent: the tensors' bytes live as long as the model (a loaded file), so they may be

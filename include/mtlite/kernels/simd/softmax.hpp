@@ -4,7 +4,9 @@
 
 #include <cmath>
 #include <cstddef>
+#include <limits>
 
+#include "../ref/softmax.hpp"
 #include "xsimd.hpp"
 
 namespace mtlite::kernels::simd {
@@ -18,6 +20,7 @@ inline void softmax(float* x, std::size_t n) noexcept {
     for (std::size_t j = 0; j < kWidth; ++j) m = vm.get(j) > m ? vm.get(j) : m;
   }
   for (std::size_t i = whole; i < n; ++i) m = x[i] > m ? x[i] : m;
+  if (m == std::numeric_limits<float>::infinity()) return ref::softmax_of_infinite(x, n);
   float s = 0.0f;
   if (whole) {
     vfloat vs(0.0f);

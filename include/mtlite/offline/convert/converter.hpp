@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "../../compile/binder.hpp"
 #include "../../compile/compiler.hpp"
 #include "../../format/json.hpp"
 #include "../../format/spec_json.hpp"
@@ -175,13 +176,17 @@ inline format::FileWriter model_writer(const Spec& spec, const TensorStore& tens
   return w;
 }
 
-// Float weights back from a model's tensors (a float checkpoint: f32, plain or packed).
+// Float weights back from a model's tensors (a float checkpoint: f32, plain or packed). The
+// tensors pass the checks Model::load makes (compile/binder.hpp) before a byte is read: a file
+// whose tensors disagree with its own spec is refused, not read past its end.
 inline Weights float_weights(const Spec& spec, const TensorMap& tensors) {
+  spec.validate();
+  internal::check_tensor_count(spec, tensors.size());
+  const Network net = build_network(spec);
+  internal::Binder(spec, net, tensors, /*persistent=*/false).check();
   Weights out;
-  for (const ParamInfo& p : parameters(spec)) {
-    const auto it = tensors.find(p.name);
-    if (it == tensors.end()) throw Error("missing tensor '" + p.name + "'");
-    const TensorRef& t = it->second;
+  for (const ParamInfo& p : parameters(spec, net)) {
+    const TensorRef& t = tensors.at(p.name);
     if (t.dtype != DType::f32)
       throw Error("tensor '" + p.name + "' is " + to_string(t.dtype) +
                   ": convert from the float model (the f32 checkpoint), not a quantized one");
@@ -189,13 +194,12 @@ inline Weights float_weights(const Spec& spec, const TensorMap& tensors) {
     w.shape = p.shape;
     w.data.resize(p.numel());
     const auto* src = reinterpret_cast<const float*>(t.data);
-    if (t.layout == Layout::panels16) {
+    if (t.layout == Layout::panels16) {  // the checks made its size panel_count(n) * k * 16 floats
       const std::size_t n = p.shape[0], k = p.shape[1];
       for (std::size_t r = 0; r < n; ++r)
         for (std::size_t c = 0; c < k; ++c)
           w.data[r * k + c] = src[((r / kernels::kPanel) * k + c) * kernels::kPanel + r % kernels::kPanel];
     } else {  // plain, or padded16 whose first numel values are the vector
-      if (t.bytes < p.numel() * sizeof(float)) throw Error("tensor '" + p.name + "' is too small");
       std::memcpy(w.data.data(), src, p.numel() * sizeof(float));
     }
     out[p.name] = std::move(w);
