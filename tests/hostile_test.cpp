@@ -339,4 +339,51 @@ TEST_CASE("verify: a self-test's tolerance is bounded by what the model's layers
   }
 }
 
+TEST_CASE("resource limits: JSON and the .mtl reader cost at most ~25 bytes per input byte") {
+  // The worst cases for the parser's tree: the most values per byte ("[0,0,...]": a 40-byte
+  // value per 2 bytes), the most members ({"a":0,...}), the deepest nesting, and long strings.
+  const std::size_t n = std::size_t{4} << 20;
+  std::vector<std::string> inputs;
+  {
+    std::string t = "[0";
+    while (t.size() + 3 < n) t += ",0";
+    inputs.push_back(t + "]");
+  }
+  {
+    std::string t = "{";
+    for (std::size_t i = 0; t.size() + 16 < n; ++i) t += (i ? ",\"" : "\"") + std::to_string(i) + "\":0";
+    inputs.push_back(t + "}");
+  }
+  {
+    std::string t = "[";
+    while (t.size() + 260 < n) t += std::string(127, '[') + std::string(127, ']') + ",";
+    inputs.push_back(t + "0]");
+  }
+  inputs.push_back("[\"" + std::string(n - 4, 'x') + "\"]");
+  for (const std::string& text : inputs) {
+    CAPTURE(text.substr(0, 12));
+    REQUIRE_NOTHROW(Json::parse(text));
+    const long kib = peak_rss_added_kib([&] { Json::parse(text); });
+    MESSAGE(text.substr(0, 6) << "...: " << text.size() << " bytes of JSON, peak RSS added " << kib
+                              << " KiB (" << static_cast<double>(kib) * 1024.0 / static_cast<double>(text.size())
+                              << " per byte)");
+    CHECK(static_cast<double>(kib) * 1024.0 <= 25.0 * static_cast<double>(text.size()) + (1 << 20));
+  }
+  // The same worst case as the metadata of a model file (the limit is 16 MiB): the reader adds
+  // little to the tree.
+  TempDir dir;
+  const std::string path = dir.path + "/meta.mtl";
+  mtlite::format::FileWriter w;
+  Json meta = Json::object();
+  Json zeros = Json::array();
+  for (std::size_t i = 0; i < n / 2; ++i) zeros.push(0);
+  meta.set("zeros", std::move(zeros));
+  w.set_metadata(std::move(meta));
+  w.write(path);
+  const mtlite::format::FileBuffer file = mtlite::format::read_file(path);
+  const long kib = peak_rss_added_kib([&] { mtlite::format::FileView::parse(file.data(), file.size()); });
+  MESSAGE("a " << file.size() << "-byte model file of metadata: peak RSS added " << kib << " KiB");
+  CHECK(static_cast<double>(kib) * 1024.0 <= 25.0 * static_cast<double>(file.size()) + (1 << 20));
+}
+
 TEST_SUITE_END();

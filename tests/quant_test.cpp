@@ -555,6 +555,40 @@ TEST_CASE("quantize_activations: ties and extremes") {
     }
 }
 
+TEST_CASE("quantize_activations: rows with Inf, NaN or an overflowing range give NaN, never UB") {
+  // Activations overflow when weights or inputs are huge; converting them to int would be
+  // undefined (UBSan caught it, tests/fuzz/). Such a row: codes 0, zero point 0, scale NaN, in
+  // every backend, at every position (vector body or scalar tail).
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const float big = std::numeric_limits<float>::max();
+  std::vector<QuantizeFn> fns = {&ref::quantize_activations};
+#if !defined(MTLITE_NO_SIMD)
+  fns.push_back(&K::simd::quantize_activations);
+#endif
+  for (const std::size_t k : {1, 3, 8, 17, 40})
+    for (std::size_t at = 0; at < k; at += 4)
+      for (const float bad : {inf, -inf, nan, big})
+        for (QuantizeFn fn : fns) {
+          CAPTURE(k);
+          CAPTURE(at);
+          CAPTURE(bad);
+          std::vector<float> x(k, 0.25f);
+          x[at] = bad;
+          if (bad == big) x[(at + 1) % k] = -big;  // hi - lo overflows (for k = 1 the row is fine)
+          std::vector<std::uint8_t> u(K::i8_row_bytes(k), 0xcd);
+          float scale = 0.0f;
+          std::int32_t zp = -1;
+          fn(1, x.data(), k, k, u.data(), u.size(), &scale, &zp);
+          if (bad == big && k == 1) {
+            CHECK(std::isfinite(scale));
+            continue;
+          }
+          CHECK(std::isnan(scale));
+          CHECK(zp == 0);
+          for (std::size_t c = 0; c < (k + 3) / 4 * 4; ++c) CHECK(u[c] == 0);
+        }
+}
+
 // =============================================================================================
 // dense_i8
 

@@ -22,15 +22,20 @@
 //   u[k] = 0                                                    for K <= k < 4 ceil(K / 4)
 // nearbyint rounds to nearest even in the default rounding mode (as vcvtps2dq does). The
 // zero point makes 0 exact (zero padding and ReLU zeros cost nothing) and the range always
-// holds 0. Inputs must be finite with hi - lo <= FLT_MAX; the error of one product term is at
-// most |W| sx / 2 + |x| scale / 2 (tests/quant_test.cpp).
+// holds 0. The error of one product term is at most |W| sx / 2 + |x| scale / 2
+// (tests/quant_test.cpp).
+//   A row that holds Inf or NaN, or whose range hi - lo overflows (activations that overflowed:
+//   huge weights or inputs), cannot be quantized (converting it to int is undefined): its codes
+//   are all 0, its zero point 0 and its scale NaN, so that its outputs are NaN in every backend.
 #pragma once
 
 #include <cassert>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
+#include "../../core/finite.hpp"
 #include "../i8.hpp"
 #include "../packed.hpp"
 #include "activation.hpp"
@@ -70,6 +75,17 @@ inline I8RowParams i8_row_params(float mn, float mx) noexcept {
   return p;
 }
 
+// Whether row x[0..k), whose scale i8_row_params gave, can be quantized; when not, writes the codes (the
+// padded row of ceil(k / 4) 4-groups), the scale and the zero point of a row whose outputs are NaN.
+inline bool i8_row_quantizable(const float* x, std::size_t k, float scale, std::uint8_t* u, float* row_scale,
+                               std::int32_t* row_zp) noexcept {
+  if (scale <= std::numeric_limits<float>::max() && internal::first_non_finite(x, k) == k) return true;
+  for (std::size_t c = 0; c < (k + 3) / 4 * 4; ++c) u[c] = 0;
+  *row_scale = std::numeric_limits<float>::quiet_NaN();
+  *row_zp = 0;
+  return false;
+}
+
 }  // namespace mtlite::kernels
 
 namespace mtlite::kernels::ref {
@@ -88,6 +104,7 @@ inline void quantize_activations(std::size_t m, const float* x, std::size_t ldx,
       mx = xr[c] > mx ? xr[c] : mx;
     }
     const I8RowParams p = i8_row_params(mn, mx);
+    if (!i8_row_quantizable(xr, k, p.scale, ur, scale + r, zp + r)) continue;
     for (std::size_t c = 0; c < k; ++c) {
       const int q = static_cast<int>(std::nearbyint(xr[c] * p.inv)) + p.zp;
       ur[c] = static_cast<std::uint8_t>(q < 0 ? 0 : q > 255 ? 255 : q);

@@ -115,6 +115,7 @@ inline void quantize_activations(std::size_t m, const float* x, std::size_t ldx,
       mx = xr[c] > mx ? xr[c] : mx;
     }
     const I8RowParams p = i8_row_params(mn, mx);
+    if (!i8_row_quantizable(xr, k, p.scale, ur, scale + r, zp + r)) continue;
     c = 0;
 #if defined(__AVX512F__)
     {
