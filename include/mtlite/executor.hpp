@@ -51,8 +51,9 @@ class Executor {
   std::size_t num_outputs() const noexcept { return outputs_; }
   std::size_t max_batch() const noexcept { return max_batch_; }
 
-  // Scores every row of the batch. On error nothing is computed and the message names the
-  // input at fault.
+  // Scores every row of the batch. On error the message names the input at fault (then nothing
+  // is computed), or the first score that is not finite (finite inputs through finite but huge
+  // weights can overflow; no score of that batch is then valid).
   Status predict(const Batch& batch) noexcept {
     rows_ = 0;
     const Status s = check(batch);
@@ -60,6 +61,14 @@ class Executor {
     for (std::size_t c0 = 0; c0 < batch.rows; c0 += chunk_) {
       const std::size_t n = batch.rows - c0 < chunk_ ? batch.rows - c0 : chunk_;
       for (const BoundStep& step : steps_) run(step, batch, c0, n);
+    }
+    for (std::size_t o = 0; o < outputs_; ++o) {
+      const std::size_t r = first_non_finite(scores_.data() + o * max_batch_, batch.rows);
+      if (r == batch.rows) continue;
+      const int k = spec_->output_task(o);
+      return fail(StatusCode::overflow, "output '%s' is %s at row %zu: the activations overflowed (weights or inputs too large)",
+                  k >= 0 ? spec_->tasks[static_cast<std::size_t>(k)].name.c_str() : spec_->esmm->ctcvr.c_str(),
+                  std::isnan(score(o, r)) ? "NaN" : "infinite", r);
     }
     rows_ = batch.rows;
     return {};

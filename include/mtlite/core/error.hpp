@@ -21,6 +21,7 @@ enum class StatusCode {
   wrong_size,      // an input array's length disagrees with rows x features
   not_finite,      // a dense feature is NaN or infinite
   bad_bag,         // multi-hot offsets are not monotonic or point past the ids
+  overflow,        // a score is NaN or infinite: the activations overflowed (huge weights or inputs)
 };
 
 class Status {
