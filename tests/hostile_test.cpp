@@ -256,6 +256,26 @@ TEST_CASE("a few KB that declare a huge PLE cost no more than the file: refused 
   });
   MESSAGE("peak RSS added by loading the 64 x 1024 x 64 PLE file: " << added << " KiB");
   CHECK(added < 32 * 1024);
+
+  // The largest spec that is expanded to name what is missing: about 65,536 tensors.
+  spec.levels.assign(1, level);
+  spec.levels[0].task_experts = spec.levels[0].shared_experts = 511;
+  spec.levels[0].expert = layers(32, 1);
+  spec.validate();
+  REQUIRE(mtlite::parameter_tensor_count(spec) <= mtlite::format::kMaxTensors);
+  const std::string path2 = dir.path + "/ple2.mtl";
+  write_and_read(path2, Json::object().set("format", "mtlite").set("spec", mtlite::spec_to_json(spec)), {});
+  CHECK(error_of([&] { mtlite::Model::load(path2); }) ==
+        "model file (" + path2 + "): missing tensor 'ple0.task0.expert0.0.weight'");
+  const long expanded = peak_rss_added_kib([&] {
+    try {
+      mtlite::Model::load(path2);
+    } catch (const mtlite::Error&) {
+    }
+  });
+  MESSAGE("peak RSS added by expanding a spec of " << mtlite::parameter_tensor_count(spec) << " tensors: " << expanded
+                                                   << " KiB");
+  CHECK(expanded < 32 * 1024);
 }
 
 TEST_CASE("parameter_tensor_count: the number of tensors parameters() lists, for every architecture") {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../core/finite.hpp"
+#include "../format/mtl.hpp"
 #include "../kernels/i8.hpp"
 #include "../kernels/packed.hpp"
 #include "../network.hpp"
@@ -59,13 +60,15 @@ inline void check_finite(const std::string& name, const TensorRef& t) {
   }
 }
 
-// A spec's tensors must be among those given, counted before its network is built: a file of a
-// few KB may declare a spec of millions of layers, and expanding that first would cost gigabytes
-// before the first missing tensor is found. Only weights, biases and tables are counted (not i8
-// scales), so a complete set never fails this. The spec must be valid.
+// A spec that needs more tensors than a model file can hold (format/mtl.hpp: kMaxTensors) must
+// find them all among those given, counted before its network is built: a file of a few KB may
+// declare a spec of millions of layers, and expanding that first would cost gigabytes before
+// the first missing tensor is found. Smaller specs are expanded (a few MB at most: the parameter
+// list and the network) so that check() can name the missing tensor. Only weights, biases and
+// tables are counted (not i8 scales), so a complete set never fails this. The spec must be valid.
 inline void check_tensor_count(const Spec& spec, std::size_t given) {
   const std::uint64_t need = parameter_tensor_count(spec);
-  if (need > given)
+  if (need > given && need > format::kMaxTensors)
     throw Error("the spec needs " + std::to_string(need) + " tensors, only " + std::to_string(given) +
                 " are given");
 }
