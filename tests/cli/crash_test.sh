@@ -3,7 +3,8 @@
 #   tests/cli/crash_test.sh build/tools/mtlite [SEED]
 # Checks: after every SIGKILL (at a random moment, or while a checkpoint is being written) the
 # last checkpoint loads with its checksum verified and --resume continues; the run that finally
-# finishes equals an uninterrupted one bit for bit; a finished run leaves no temporary file (a
+# finishes equals an uninterrupted one bit for bit (weights, trainer state, metadata less its
+# wall-clock times: see same_run); a finished run leaves no temporary file (a
 # killed writer's is removed by the next write); a checkpoint write that runs out of space fails
 # with a message naming the file, leaves the previous checkpoint intact and no temporary file.
 # The kill moments come from SEED (default 1; printed): the same seed picks the same moments,
@@ -148,7 +149,7 @@ check "one epoch of the small model (for its checkpoint's size)" small --epochs 
 size_k=$(( $(stat -c %s one.mtl) * 3 / 2 / 1024 + 1 ))
 mkdir "$mnt"
 if ! mount -t tmpfs -o size=${size_k}k tmpfs "$mnt" 2> mount.log; then
-  echo "SKIP disk full: cannot mount a ${size_k} KiB tmpfs on $mnt ($(cat mount.log)); needs root"
+  echo "SKIP disk full: cannot mount a ${size_k} KiB tmpfs on $mnt ($(tr -s "\n " "  " < mount.log)); needs root"
   disk_full_skipped=1
 else
   small --epochs 3 --out "$mnt/model.mtl" > full.log 2>&1
