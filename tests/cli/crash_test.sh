@@ -28,7 +28,7 @@ check() {  # description, command...
 }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-"$mtlite" synth funnel --rows 12000 --seed 5 --users 500 --items 200 --out all.csv > /dev/null
+"$mtlite" synth funnel --rows 2000 --seed 5 --users 500 --items 200 --out all.csv > /dev/null
 head -1 all.csv > train.csv; head -1 all.csv > valid.csv
 awk 'NR > 1 { print >> (NR % 5 == 0 ? "valid.csv" : "train.csv") }' all.csv
 # A 150,000-row user table (only 500 ids occur): cheap to train (sparse updates) but a 28 MiB
@@ -152,7 +152,7 @@ if ! mount -t tmpfs -o size=${size_k}k tmpfs "$mnt" 2> mount.log; then
   echo "SKIP disk full: cannot mount a ${size_k} KiB tmpfs on $mnt ($(tr -s "\n " "  " < mount.log)); needs root"
   disk_full_skipped=1
 else
-  small --epochs 3 --out "$mnt/model.mtl" > full.log 2>&1
+  small --epochs 2 --out "$mnt/model.mtl" > full.log 2>&1
   status=$?
   echo "     disk full run: status $status, $(grep -F 'No space' full.log | head -1)"
   check "a write that does not fit fails (non-zero exit)" test $status -ne 0
