@@ -56,9 +56,10 @@ metadata() {  # file.mtl -> stdout: the metadata JSON, wall-clock fields blanked
 same_run() {  # a.mtl b.mtl: says which part differs
   # Not vacuous: a parse gone wrong would compare two empty streams.
   [ "$(tensor_data "$1" | wc -c)" -gt 0 ] && [ "$(metadata "$1" | wc -c)" -gt 0 ] || { echo "cannot parse $1"; return 1; }
-  cmp <(metadata "$1") <(metadata "$2") 2>&1 | sed 's/^/metadata (less wall-clock times): /' | grep . && return 1
-  cmp <(tensor_data "$1") <(tensor_data "$2") 2>&1 | sed 's/^/tensor data (weights, trainer state): /' | grep . && return 1
-  return 0
+  # cmp's own status: under pipefail a "cmp | ..." pipeline would hide it.
+  local diff
+  diff=$(cmp <(metadata "$1") <(metadata "$2") 2>&1) || { echo "metadata (less wall-clock times): $diff"; return 1; }
+  diff=$(cmp <(tensor_data "$1") <(tensor_data "$2") 2>&1) || { echo "tensor data (weights, trainer state): $diff"; return 1; }
 }
 same_tensors() { cmp <(tensor_data "$1") <(tensor_data "$2"); }
 no_temporaries() {  # dir: lists any "*.tmp-*" left in it
