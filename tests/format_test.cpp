@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -1185,6 +1186,41 @@ TEST_CASE("model files: a non-finite weight is refused at load, named by tensor 
       }
     }
   }
+}
+
+
+// A writer killed mid-write (SIGKILL) leaves its "<target>.tmp-<pid>-<n>" behind; the next write
+// of that target removes it, and only it: a live process's temporary (a concurrent writer), other
+// targets' temporaries and names that only look alike stay.
+TEST_CASE("write: stale temporaries of dead writers of the same target are removed") {
+  TempDir dir;
+  const std::string path = dir.path + "/model.mtl";
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);  // reaped: kill(child, 0) now fails with ESRCH
+  REQUIRE(::kill(child, 0) == -1);
+  const std::string dead = std::to_string(child), live = std::to_string(::getppid());
+  const std::vector<std::string> stale = {"model.mtl.tmp-" + dead + "-0", "model.mtl.tmp-" + dead + "-17",
+                                          "model.mtl.tmp-" + dead};
+  const std::vector<std::string> kept = {"model.mtl.tmp-" + live + "-0",  // a live writer's
+                                         "other.mtl.tmp-" + dead + "-0",  // another target's
+                                         "model.mtl.tmp-" + dead + "-0x", "model.mtl.tmp-" + dead + "-",
+                                         "model.mtl.tmp--" + dead, "model.mtl.tmp-0-0", "xmodel.mtl.tmp-" + dead};
+  for (const auto& names : {stale, kept})
+    for (const std::string& name : names) std::ofstream(dir.path + "/" + name) << std::string(1000, 'x');
+  good_writer().write(path);
+  std::vector<std::string> want = kept;
+  want.push_back("model.mtl");
+  std::sort(want.begin(), want.end());
+  const auto joined = [](const std::vector<std::string>& v) {  // so a failure shows the names
+    std::string out;
+    for (const std::string& s : v) out += s + " ";
+    return out;
+  };
+  CHECK(joined(dir.entries()) == joined(want));
+  CHECK(FileView::parse(slurp(path).data(), slurp(path).size()).tensors().size() == 4);
 }
 
 TEST_SUITE_END();
