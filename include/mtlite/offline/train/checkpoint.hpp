@@ -6,8 +6,9 @@
 //
 // The file, in order:
 //   1. header, metadata, tensor table, names, data: FORMAT.md's regions, written by FileWriter
-//      (convert/writer.hpp) to "<path>.tmp-<pid>", synced and renamed over the path: a reader
-//      sees the old checkpoint or the whole new one, never a mix.
+//      (convert/writer.hpp) to "<path>.tmp-<pid>-<n>", synced and renamed over the path: a
+//      reader sees the old checkpoint or the whole new one, never a mix, and the next write
+//      removes what a killed writer left (offline/durable_file.hpp).
 //   2. metadata, one JSON object, keys in this order:
 //        "format"    "mtlite"
 //        "spec"      the model (format/spec_json.hpp)
