@@ -37,6 +37,11 @@ inline constexpr bool kSanitized = false;
 inline constexpr bool kSanitized = false;
 #endif
 
+// What a peak may exceed a reader's stated bound by: the child's own odds and ends (page tables,
+// stdio, the exception) and, under ASan, its shadow memory (1/8 of what is touched) and
+// allocator caches, which are several MiB before the reader allocates anything.
+inline long rss_slack_kib(long bound_kib) { return kSanitized ? 16384 + bound_kib / 4 : 4096; }
+
 // Runs work() in a child; anything it throws is caught there and reported. The child is killed
 // (SIGALRM) after `seconds`, and its address space is capped at `address_space` bytes (not under
 // ASan, whose shadow memory is terabytes of address space), so that a reader without limits
