@@ -1155,3 +1155,21 @@ TEST_CASE("model.json: read_json refuses more than 32 MiB as it reads (/dev/zero
   write_file(bad, "{\"a\": ");
   CHECK_ERROR(cli::read_json(bad), bad + ": ");
 }
+
+TEST_CASE("fit: a table too large to train is refused before the data is read, with the sizes and the limit") {
+  const Json j = Json::parse(R"({"architecture": "single_task",
+    "features": [{"name": "x", "kind": "dense", "column": 0},
+                 {"name": "item", "kind": "categorical", "mapping": "hashing", "size": 2147483648,
+                  "values": "integers", "embedding_dim": 64, "column": 1}],
+    "tasks": [{"name": "t", "column": 2}]})");
+  DataBinding b = DataBinding::from_json(j);
+  Spec spec = DataBinding::spec_from_model_json(j);
+  // The file does not exist: an error about it would mean that fit() went to read it first.
+  const std::string message = error_of([&] { b.fit("/nonexistent/train.csv", spec); });
+  INFO(message);
+  CHECK(message.rfind("the model has 137438953536 parameters (feature 'item' alone: 2147483649 rows x 64): training "
+                      "needs about 2048.0 GiB (16 bytes a parameter), more than the ", 0) == 0);
+  CHECK(message.find(" GiB of physical memory; make the table smaller (size, max_size) or its embedding_dim lower") !=
+        std::string::npos);
+  CHECK_NOTHROW(check_training_memory(DataBinding::spec_from_model_json(Json::parse(kBasicModel))));
+}
