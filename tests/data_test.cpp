@@ -1173,3 +1173,35 @@ TEST_CASE("fit: a table too large to train is refused before the data is read, w
         std::string::npos);
   CHECK_NOTHROW(check_training_memory(DataBinding::spec_from_model_json(Json::parse(kBasicModel))));
 }
+
+TEST_CASE("load: dense values beyond 1e6 after normalization get one warning per feature") {
+  TempDir dir;
+  const std::string p = dir.file("huge.csv");
+  write_file(p, "1,5,1,1\n3e38,6,-2e7,0\n2,7,1e30,1\n-3e38,8,4,0\n");
+  const char* model = R"({"architecture": "single_task",
+    "features": [{"name": "price", "kind": "dense", "column": 0},
+                 {"name": "calm", "kind": "dense", "column": 1, "normalization": "standardize"},
+                 {"name": "tamed", "kind": "dense", "column": 2, "normalization": "log1p"}],
+    "tasks": [{"name": "t", "column": 3}]})";
+  Model m = fitted(model, p);
+  const Dataset ds = load(p, m.binding, m.spec);
+  REQUIRE(ds.rows == 4);
+  REQUIRE(ds.report.warnings.size() == 1);
+  CHECK(ds.report.warnings[0] ==
+        p + ": feature 'price' (column 0): 2 of 4 values lie beyond +-1e6 after its normalization \"none\", the largest "
+            "3e+38 (3e+38 normalized), first on line 2; a network trains badly on such inputs: give the feature "
+            "\"normalization\": \"log1p\" or \"standardize\", or check the column");
+  // A raw column beyond 1e6 that standardize brings back warns no more; a value beyond the float
+  // range is a malformed row, as before.
+  const std::string q = dir.file("scaled.csv");
+  write_file(q, "1e7,1\n2e7,0\n3e7,1\n");
+  const Dataset scaled = fit_and_load(R"({"architecture": "single_task",
+    "features": [{"name": "ts", "kind": "dense", "column": 0, "normalization": "standardize"}],
+    "tasks": [{"name": "t", "column": 1}]})", q);
+  CHECK(scaled.report.warnings.empty());
+  const std::string r = dir.file("beyond.csv");
+  write_file(r, "1e39,1\n");
+  CHECK_ERROR(fit_and_load(R"({"architecture": "single_task",
+    "features": [{"name": "x", "kind": "dense", "column": 0}], "tasks": [{"name": "t", "column": 1}]})", r),
+              "beyond.csv:1: column 0 (feature 'x'): '1e39' is not a finite number");
+}

@@ -110,6 +110,7 @@ struct ReadReport {
   std::size_t rows = 0;     // rows read
   std::size_t skipped = 0;  // malformed rows skipped
   std::vector<std::string> first_errors;  // the messages of the first few skipped rows
+  std::vector<std::string> warnings;      // load(): suspicious columns (see dataset.hpp)
 };
 
 struct DataBinding {
