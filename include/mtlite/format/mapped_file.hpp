@@ -21,6 +21,7 @@
 //                   refused after 64 bytes; one whose file_bytes exceeds stream_limit() (the
 //                   physical memory) is refused before any allocation; reading stops at
 //                   file_bytes, and a stream that ends earlier is an error ("truncated").
+//   Windows         read_file() reads any file to its end with fread (no devices expected).
 //
 // A mapped file that another process truncates while it is mapped raises SIGBUS on access; write
 // models with FileWriter::write (which replaces files by rename, never in place) to avoid that.
