@@ -4,11 +4,14 @@
 
 #include "data/csv.hpp"
 #include "data/dataset.hpp"
+#include "model_io.hpp"
 
 #include <mtlite/core/hash.hpp>
 #include <mtlite/format/json.hpp>
 
 #include <zlib.h>
+
+#include "peak_rss.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -998,4 +1001,207 @@ TEST_CASE("census-income: Group 1 model.json reads the training file" * doctest:
   const Dataset ds2 = load(data, b2, spec2);
   CHECK(std::fabs(rate(ds2, 0) - 0.1477) <= 0.0005);
   CHECK(std::fabs(rate(ds2, 1) - 0.4335) <= 0.0005);
+}
+
+// ================================================================================================
+// Resource limits: records bounded while they are read (csv.hpp's contract)
+// ================================================================================================
+
+namespace {
+
+// One gzip member holding `bytes` bytes of 'a', compressed from a small buffer as it goes.
+std::string gzip_member_of_a(std::size_t bytes) {
+  z_stream zs{};
+  REQUIRE(deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) == Z_OK);
+  std::string in(1 << 16, 'a'), out;
+  char chunk[1 << 14];
+  for (std::size_t left = bytes; ;) {
+    const std::size_t n = std::min(left, in.size());
+    left -= n;
+    zs.next_in = reinterpret_cast<Bytef*>(in.data());
+    zs.avail_in = static_cast<uInt>(n);
+    const int flush = left == 0 ? Z_FINISH : Z_NO_FLUSH;
+    int ret;
+    do {
+      zs.next_out = reinterpret_cast<Bytef*>(chunk);
+      zs.avail_out = sizeof chunk;
+      ret = deflate(&zs, flush);
+      out.append(chunk, sizeof chunk - zs.avail_out);
+    } while (zs.avail_out == 0);
+    if (flush == Z_FINISH) {
+      REQUIRE(ret == Z_STREAM_END);
+      break;
+    }
+  }
+  deflateEnd(&zs);
+  return out;
+}
+
+// The limits of csv.hpp with the defaults: L = 64 MiB + 2, F = 2^20.
+constexpr long kLineBufferKiB = 2 * ((64 << 10) + 1);
+constexpr long kFieldTableKiB = 12 << 10;
+
+}  // namespace
+
+TEST_CASE("csv limits: /dev/zero stops at the record limit, naming file, line and limit, in bounded memory") {
+  const auto run = mtlite_test::run_in_child([] { read_all("/dev/zero"); }, 20);
+  REQUIRE(run.exited);
+  CHECK(run.error == "/dev/zero:1: the record is longer than the limit of 67108864 bytes "
+                     "(CsvOptions::max_record_bytes); is this a delimited text?");
+  MESSAGE("csv /dev/zero: peak RSS +" << run.peak_kib << " KiB in " << run.seconds << " s");
+  CHECK(run.peak_kib <= kLineBufferKiB + kFieldTableKiB + 320 + mtlite_test::rss_slack_kib(kLineBufferKiB));
+  CHECK(run.seconds < 5.0);
+}
+
+TEST_CASE("csv limits: a record just over max_record_bytes is refused, one at it is read (\\n, \\r\\n, last line, quoted)") {
+  TempDir dir;
+  CsvOptions o;
+  o.max_record_bytes = 1 << 20;
+  o.buffer_size = 4096;  // the buffer grows up to the limit, not past it
+  const std::string at = std::string(o.max_record_bytes - 2, 'x') + ",y";
+  const std::string over = at + "z";
+  const std::string limit_text = ": the record is longer than the limit of 1048576 bytes (CsvOptions::max_record_bytes)";
+  for (const char* eol : {"\n", "\r\n"}) {
+    CAPTURE(std::string(eol).size());
+    const std::string ok = dir.file("ok.csv"), bad = dir.file("bad.csv"), last = dir.file("last.csv");
+    write_file(ok, "a,b" + std::string(eol) + at + eol + "c,d" + eol);
+    const Rows rows = read_all(ok, o);
+    REQUIRE(rows.size() == 3);
+    CHECK(rows[1][0].size() == o.max_record_bytes - 2);
+    write_file(bad, "a,b" + std::string(eol) + over + eol + "c,d" + eol);
+    CHECK_ERROR(read_all(bad, o), "bad.csv:2" + limit_text);
+    write_file(last, "a,b" + std::string(eol) + over);
+    CHECK_ERROR(read_all(last, o), "last.csv:2" + limit_text);
+  }
+  // A quoted field's line breaks count: the record starting on line 1 is too long.
+  const std::string quoted = dir.file("quoted.csv");
+  write_file(quoted, "\"" + std::string(o.max_record_bytes / 2, 'q') + "\n" + std::string(o.max_record_bytes / 2, 'q') + "\",1\n");
+  CHECK_ERROR(read_all(quoted, o), "quoted.csv:1" + limit_text);
+  // The limit is final: no record comes after it.
+  const std::string bad = dir.file("bad.csv");
+  CsvReader r(bad, o);
+  REQUIRE(r.next());
+  CHECK_THROWS_AS(r.next(), Error);
+  CHECK(error_of([&] { r.next(); }).find("bad.csv:2") != std::string::npos);
+}
+
+TEST_CASE("csv limits: more than max_fields fields is a record error, which a caller may skip") {
+  TempDir dir;
+  CsvOptions o;
+  o.max_fields = 4;
+  o.uniform_fields = false;
+  const std::string p = dir.file("wide.csv");
+  write_file(p, "1,2,3,4\n1,2,3,4,5\n6,7\n");
+  CsvReader r(p, o);
+  REQUIRE(r.next());
+  CHECK(r.size() == 4);
+  try {
+    r.next();
+    FAIL("no error");
+  } catch (const CsvError& e) {
+    CHECK(std::string(e.what()) == p + ":2: more than 4 fields (CsvOptions::max_fields)");
+  }
+  REQUIRE(r.next());
+  CHECK(r.size() == 2);
+  CHECK(r.line() == 3);
+  // With the default limit, 2^20 + 1 empty fields: refused, in memory bounded by the field table.
+  write_file(p, std::string(std::size_t{1} << 20, ',') + "\n");
+  const auto run = mtlite_test::run_in_child([&] { read_all(p); }, 20);
+  REQUIRE(run.exited);
+  CHECK(run.error == p + ":1: more than 1048576 fields (CsvOptions::max_fields)");
+  MESSAGE("csv 2^20 + 1 fields: peak RSS +" << run.peak_kib << " KiB");
+  CHECK(run.peak_kib <= 2 * 2048 + kFieldTableKiB + 320 + mtlite_test::rss_slack_kib(2 * 2048 + kFieldTableKiB));
+}
+
+TEST_CASE("csv limits: a gzip bomb that inflates to one endless line stops at the limit in bounded memory") {
+  TempDir dir;
+  const std::string member = gzip_member_of_a(std::size_t{1} << 20);
+  MESSAGE("1 MiB of 'a' compresses to " << member.size() << " bytes");
+  // A good start, then 4096 members of 1 MiB each: 4 GiB of text without a line break.
+  const std::string p = dir.file("bomb.csv.gz");
+  {
+    write_gzip(p, "x,y\n1,2\n");
+    std::ofstream out(p, std::ios::binary | std::ios::app);
+    for (int i = 0; i < 4096; ++i) out << member;
+    REQUIRE(out.good());
+  }
+  MESSAGE("the bomb: " << fs::file_size(p) << " bytes inflating to 4 GiB + 8");
+  const auto run = mtlite_test::run_in_child([&] { read_all(p); }, 20);
+  REQUIRE(run.exited);
+  CHECK(run.error == p + ":3: the record is longer than the limit of 67108864 bytes "
+                         "(CsvOptions::max_record_bytes); is this a gzip file of delimited text?");
+  MESSAGE("csv gzip bomb: peak RSS +" << run.peak_kib << " KiB in " << run.seconds << " s");
+  CHECK(run.peak_kib <= kLineBufferKiB + kFieldTableKiB + 320 + mtlite_test::rss_slack_kib(kLineBufferKiB));
+  CHECK(run.seconds < 5.0);
+}
+
+// ================================================================================================
+// Resource limits: model.json, the tables training allocates, dense values far from O(1)
+// ================================================================================================
+
+TEST_CASE("model.json: read_json refuses more than 32 MiB as it reads (/dev/zero, an endless FIFO)") {
+  const auto run = mtlite_test::run_in_child([] { (void)cli::read_json("/dev/zero"); }, 20);
+  REQUIRE(run.exited);
+  CHECK(run.error == "/dev/zero: more than 33554432 bytes (32 MiB), the limit for a JSON configuration; is this the right file?");
+  MESSAGE("read_json /dev/zero: peak RSS +" << run.peak_kib << " KiB in " << run.seconds << " s");
+  // The text grows to the limit (doubling: the old and the new string live together once).
+  CHECK(run.peak_kib <= 2 * (32 << 10) + 64 + mtlite_test::rss_slack_kib(2 * (32 << 10)));
+  CHECK(run.seconds < 5.0);
+
+  TempDir dir;
+  const std::string ok = dir.file("model.json"), bad = dir.file("bad.json");
+  write_file(ok, std::string(1000, ' ') + "{\"a\": 1}\n");
+  CHECK(cli::read_json(ok).at("a").as_number() == 1);
+  write_file(bad, "{\"a\": ");
+  CHECK_ERROR(cli::read_json(bad), bad + ": ");
+}
+
+TEST_CASE("fit: a table too large to train is refused before the data is read, with the sizes and the limit") {
+  const Json j = Json::parse(R"({"architecture": "single_task",
+    "features": [{"name": "x", "kind": "dense", "column": 0},
+                 {"name": "item", "kind": "categorical", "mapping": "hashing", "size": 2147483648,
+                  "values": "integers", "embedding_dim": 64, "column": 1}],
+    "tasks": [{"name": "t", "column": 2}]})");
+  DataBinding b = DataBinding::from_json(j);
+  Spec spec = DataBinding::spec_from_model_json(j);
+  // The file does not exist: an error about it would mean that fit() went to read it first.
+  const std::string message = error_of([&] { b.fit("/nonexistent/train.csv", spec); });
+  INFO(message);
+  CHECK(message.rfind("the model has 137438953536 parameters (feature 'item' alone: 2147483649 rows x 64): training "
+                      "needs about 2048.0 GiB (16 bytes a parameter), more than the ", 0) == 0);
+  CHECK(message.find(" GiB of physical memory; make the table smaller (size, max_size) or its embedding_dim lower") !=
+        std::string::npos);
+  CHECK_NOTHROW(check_training_memory(DataBinding::spec_from_model_json(Json::parse(kBasicModel))));
+}
+
+TEST_CASE("load: dense values beyond 1e6 after normalization get one warning per feature") {
+  TempDir dir;
+  const std::string p = dir.file("huge.csv");
+  write_file(p, "1,5,1,1\n3e38,6,-2e7,0\n2,7,1e30,1\n-3e38,8,4,0\n");
+  const char* model = R"({"architecture": "single_task",
+    "features": [{"name": "price", "kind": "dense", "column": 0},
+                 {"name": "calm", "kind": "dense", "column": 1, "normalization": "standardize"},
+                 {"name": "tamed", "kind": "dense", "column": 2, "normalization": "log1p"}],
+    "tasks": [{"name": "t", "column": 3}]})";
+  Model m = fitted(model, p);
+  const Dataset ds = load(p, m.binding, m.spec);
+  REQUIRE(ds.rows == 4);
+  REQUIRE(ds.report.warnings.size() == 1);
+  CHECK(ds.report.warnings[0] ==
+        p + ": feature 'price' (column 0): 2 of 4 values lie beyond +-1e6 after its normalization \"none\", the largest "
+            "3e+38 (3e+38 normalized), first on line 2; a network trains badly on such inputs: give the feature "
+            "\"normalization\": \"log1p\" or \"standardize\", or check the column");
+  // A raw column beyond 1e6 that standardize brings back warns no more; a value beyond the float
+  // range is a malformed row, as before.
+  const std::string q = dir.file("scaled.csv");
+  write_file(q, "1e7,1\n2e7,0\n3e7,1\n");
+  const Dataset scaled = fit_and_load(R"({"architecture": "single_task",
+    "features": [{"name": "ts", "kind": "dense", "column": 0, "normalization": "standardize"}],
+    "tasks": [{"name": "t", "column": 1}]})", q);
+  CHECK(scaled.report.warnings.empty());
+  const std::string r = dir.file("beyond.csv");
+  write_file(r, "1e39,1\n");
+  CHECK_ERROR(fit_and_load(R"({"architecture": "single_task",
+    "features": [{"name": "x", "kind": "dense", "column": 0}], "tasks": [{"name": "t", "column": 1}]})", r),
+              "beyond.csv:1: column 0 (feature 'x'): '1e39' is not a finite number");
 }

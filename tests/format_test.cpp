@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -32,6 +33,8 @@
 #include "mtlite/offline/convert/writer.hpp"
 #include "mtlite/offline/random_inputs.hpp"
 #include <mtlite/offline/benchmark_model.hpp>
+
+#include "peak_rss.hpp"
 
 using mtlite::Json;
 using namespace mtlite::format;
@@ -1224,3 +1227,142 @@ TEST_CASE("write: stale temporaries of dead writers of the same target are remov
 }
 
 TEST_SUITE_END();
+
+// --- resource limits of the read paths (mapped_file.hpp's contract) ------------------------------
+
+namespace {
+
+// Feeds a FIFO from a thread: `head`, then zero bytes until `total` bytes are written (endless
+// when total is 0) or the reader goes away. It waits at most 20 s for a reader, so a test whose
+// reader failed before opening the FIFO does not hang in join().
+class FifoFeeder {
+ public:
+  FifoFeeder(std::string path, Bytes head, std::uint64_t total)
+      : thread_([path = std::move(path), head = std::move(head), total] {
+          int fd = -1;
+          for (int i = 0; i < 20000 && fd < 0; ++i) {
+            fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+            if (fd < 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          }
+          if (fd < 0) return;
+          ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+          static const std::byte zeros[1 << 16] = {};
+          std::uint64_t done = 0;
+          auto put = [&](const std::byte* p, std::size_t n) {
+            const ssize_t w = ::write(fd, p, n);  // EPIPE once the reader is gone (SIGPIPE ignored)
+            if (w > 0) done += static_cast<std::uint64_t>(w);
+            return w > 0;
+          };
+          bool ok = head.empty() || put(head.data(), head.size());
+          while (ok && (total == 0 || done < total))
+            ok = put(zeros, total == 0 ? sizeof zeros : static_cast<std::size_t>(std::min<std::uint64_t>(sizeof zeros, total - done)));
+          ::close(fd);
+        }) {}
+  ~FifoFeeder() { thread_.join(); }
+
+ private:
+  std::thread thread_;
+};
+
+// A 64-byte header with the magic and `file_bytes`, nothing else filled in.
+Bytes header_claiming(std::uint64_t file_bytes) {
+  Bytes h(64, std::byte{0});
+  std::memcpy(h.data(), kMagic, 8);
+  for (int i = 0; i < 8; ++i) h[16 + i] = static_cast<std::byte>(file_bytes >> (8 * i));
+  return h;
+}
+
+struct IgnoreSigpipe {
+  IgnoreSigpipe() { std::signal(SIGPIPE, SIG_IGN); }
+};
+
+}  // namespace
+
+TEST_CASE("read paths: a device without a model header is refused after 64 bytes (/dev/zero, an endless FIFO)") {
+  const IgnoreSigpipe ignore;
+  for (int use_map = 0; use_map < 2; ++use_map) {
+    CAPTURE(use_map);
+    const auto run = mtlite_test::run_in_child([&] {
+      if (use_map) (void)MappedFile::open("/dev/zero");
+      else (void)read_file("/dev/zero");
+    }, 10);
+    REQUIRE(run.exited);
+    CHECK(run.error == "cannot read model file '/dev/zero': not an mtlite model file (bad magic)");
+    CHECK(run.peak_kib < mtlite_test::rss_slack_kib(0));
+    CHECK(run.seconds < 1.0);
+  }
+  TempDir dir;
+  const std::string fifo = dir.path + "/zeros.mtl";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const FifoFeeder feed(fifo, {}, 0);
+  const auto run = mtlite_test::run_in_child([&] { (void)read_file(fifo); }, 10);
+  REQUIRE(run.exited);
+  CHECK(run.error == "cannot read model file '" + fifo + "': not an mtlite model file (bad magic)");
+  CHECK(run.peak_kib < mtlite_test::rss_slack_kib(0));
+}
+
+TEST_CASE("read paths: a stream's header that claims too much is refused before allocating, one that lies costs what arrives") {
+  const IgnoreSigpipe ignore;
+  TempDir dir;
+  const std::string fifo = dir.path + "/lies.mtl";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  {  // 2^62 bytes, then endless zeros: refused at once
+    const FifoFeeder feed(fifo, header_claiming(std::uint64_t{1} << 62), 0);
+    const auto run = mtlite_test::run_in_child([&] { (void)MappedFile::open(fifo); }, 10);
+    REQUIRE(run.exited);
+    CHECK(run.error == "cannot read model file '" + fifo + "': the header says 4611686018427387904 bytes, more than a "
+                       "pipe or device may hold (" + std::to_string(detail::stream_limit()) +
+                       ", the physical memory); read it from a regular file instead, which is mapped");
+    CHECK(run.peak_kib < mtlite_test::rss_slack_kib(0));
+    CHECK(run.seconds < 1.0);
+  }
+  {  // 256 MiB claimed, 1 MiB delivered: an error, and only ~1 MiB spent
+    const FifoFeeder feed(fifo, header_claiming(256 << 20), 1 << 20);
+    const auto run = mtlite_test::run_in_child([&] { (void)read_file(fifo); }, 10);
+    REQUIRE(run.exited);
+    CHECK(run.error == "cannot read model file '" + fifo + "': truncated: the header says 268435456 bytes, the stream "
+                       "ended after 1048576");
+    MESSAGE("a 256 MiB claim with 1 MiB delivered: peak RSS +" << run.peak_kib << " KiB");
+    CHECK(run.peak_kib < 3 * 1024 + 128 + mtlite_test::rss_slack_kib(3 * 1024 + 128));  // 3n + 128 KiB
+  }
+  {  // less than its own header
+    const FifoFeeder feed(fifo, header_claiming(10), 0);
+    const auto run = mtlite_test::run_in_child([&] { (void)read_file(fifo); }, 10);
+    REQUIRE(run.exited);
+    CHECK(run.error == "cannot read model file '" + fifo + "': the header says 10 bytes, less than the 64-byte header");
+  }
+}
+
+TEST_CASE("read paths: the memory contract (regular file n bytes, stream at most 3n + 128 KiB), and reading stops at file_bytes") {
+  const IgnoreSigpipe ignore;
+  TempDir dir;
+  constexpr std::uint64_t n = 24 << 20;
+  const std::string fifo = dir.path + "/model.mtl";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  {  // the stream runs on past file_bytes: the read stops there
+    const FifoFeeder feed(fifo, header_claiming(n), 0);
+    const auto run = mtlite_test::run_in_child([&] {
+      const FileBuffer b = read_file(fifo);
+      if (b.size() != n || std::memcmp(b.data(), kMagic, 8) != 0) throw std::runtime_error("wrong bytes");
+    }, 10);
+    REQUIRE(run.exited);
+    CHECK(run.error == "");
+    MESSAGE("a 24 MiB model through a FIFO: peak RSS +" << run.peak_kib << " KiB in " << run.seconds << " s");
+    const long bound = static_cast<long>(3 * n / 1024 + 128);
+    CHECK(run.peak_kib <= bound + mtlite_test::rss_slack_kib(bound));
+    CHECK(run.seconds < 5.0);
+  }
+  const std::string file = dir.path + "/regular.mtl";
+  {
+    Bytes b = header_claiming(n);
+    b.resize(n);
+    std::ofstream(file, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+  }
+  const auto run = mtlite_test::run_in_child([&] {
+    if (read_file(file).size() != n) throw std::runtime_error("wrong size");
+  }, 10);
+  REQUIRE(run.exited);
+  CHECK(run.error == "");
+  MESSAGE("a 24 MiB regular file: peak RSS +" << run.peak_kib << " KiB");
+  CHECK(run.peak_kib <= static_cast<long>(n / 1024) + mtlite_test::rss_slack_kib(static_cast<long>(n / 1024)));
+}

@@ -1,5 +1,10 @@
 // What several subcommands share: reading a float model (a .mtl checkpoint, or .safetensors plus
 // model.json), the data binding a model carries, and scoring a whole dataset.
+//
+// Resources of the readers, for a file of n bytes: read_json O(n) time, at most 2n + 64 KiB
+// (n <= 32 MiB) for the text plus ~25n for the JSON tree; a .mtl file goes through MappedFile
+// (format/mapped_file.hpp has its contract), a .safetensors file through read_safetensors,
+// which takes regular files only and holds their n bytes plus the converted tensors.
 #pragma once
 
 #include <mtlite/mtlite.hpp>
@@ -20,17 +25,35 @@
 
 namespace cli {
 
-inline std::string read_text(const std::string& path) {
+// The most a JSON configuration (model.json) may hold: twice what a model file's metadata may
+// (format/mtl.hpp), for indentation. What it describes has to fit there anyway.
+inline constexpr std::size_t kMaxJsonTextBytes = 2 * mtlite::format::kMaxMetaBytes;
+
+// The whole text, read in chunks and refused as soon as it passes the limit: a FIFO or /dev/zero
+// costs at most the limit, never what it would go on to deliver.
+inline std::string read_text(const std::string& path, std::size_t limit) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw mtlite::Error("cannot open '" + path + "'");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  std::string text;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    const auto n = static_cast<std::size_t>(in.gcount());
+    if (n > limit - text.size())
+      throw mtlite::Error(path + ": more than " + std::to_string(limit) + " bytes (" + std::to_string(limit >> 20) +
+                          " MiB), the limit for a JSON configuration; is this the right file?");
+    text.append(chunk, n);
+  }
+  if (in.bad()) throw mtlite::Error("cannot read '" + path + "'");
+  return text;
 }
 
+// model.json and the like. O(n) time; memory: the text, n <= kMaxJsonTextBytes (32 MiB), at
+// most 2n + 64 KiB while it grows (the string doubles), however large the file or endless the
+// stream; then the parsed tree, which json.hpp keeps to ~25n in the worst case.
 inline mtlite::Json read_json(const std::string& path) {
+  const std::string text = read_text(path, kMaxJsonTextBytes);
   try {
-    return mtlite::Json::parse(read_text(path));
+    return mtlite::Json::parse(text);
   } catch (const mtlite::Error& e) {
     throw mtlite::Error(path + ": " + e.what());
   }

@@ -110,6 +110,7 @@ struct ReadReport {
   std::size_t rows = 0;     // rows read
   std::size_t skipped = 0;  // malformed rows skipped
   std::vector<std::string> first_errors;  // the messages of the first few skipped rows
+  std::vector<std::string> warnings;      // load(): suspicious columns (see dataset.hpp)
 };
 
 struct DataBinding {
@@ -152,5 +153,16 @@ struct DataBinding {
 
   CsvOptions csv_options() const;
 };
+
+// Training keeps every parameter about four times as a float: the weights, the optimizer's two
+// moments (Adam; Adagrad keeps one, SGD none) and a copy of the weights while a checkpoint is
+// written. The rule: 16 bytes a parameter must fit in the physical memory.
+inline constexpr double kTrainingBytesPerParameter = 16;
+
+// Throws, saying how many parameters (and the largest table) and how much memory they need and
+// the limit, unless the spec's parameters fit the rule above. fit() checks it before it reads
+// the data (the sizes given or hashed are known then) and again after (the vocabularies built),
+// so that a 2^31-row table fails in a second, not as a bare std::bad_alloc after the fit.
+void check_training_memory(const Spec& spec);
 
 }  // namespace mtlite::data

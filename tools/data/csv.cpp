@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -138,10 +139,14 @@ CsvReader::CsvReader(const std::string& path, CsvOptions options)
   if (sep.empty()) throw Error("separator: must not be empty");
   if (sep.find_first_of("\"\r\n") != std::string::npos)
     throw Error("separator: must not contain '\"', '\\r' or '\\n'");
+  // Field offsets are 32-bit: a record and its line break fit in 4 GiB.
+  options_.max_record_bytes = std::min<std::size_t>(options_.max_record_bytes, std::numeric_limits<std::uint32_t>::max() - 2);
+  if (options_.max_fields == 0) throw Error("max_fields: must be at least 1");
   source_ = std::make_unique<Source>(path_);
   gzip_ = source_->gzip();
   size_hint_ = source_->size_hint();
-  buf_.resize(options_.buffer_size < 4096 ? 4096 : options_.buffer_size);
+  buf_.resize(std::clamp<std::size_t>(options_.buffer_size, 4096, std::size_t{1} << 30));
+  cap_ = std::max(buf_.size(), options_.max_record_bytes + 2);
   // A UTF-8 byte order mark (spreadsheets write one) is not part of the first field.
   while (end_ < 3 && fill()) {
   }
@@ -177,6 +182,15 @@ long CsvReader::column(std::string_view name) const noexcept {
 
 void CsvReader::fail(const std::string& reason) const { throw CsvError(path_, line_, reason); }
 
+// Final, unlike a record error: skipping the record would mean reading on to a line end that
+// may never come (/dev/zero, a binary file).
+void CsvReader::fail_too_long() {
+  too_long_ = true;
+  throw Error(path_ + ":" + std::to_string(line_) + ": the record is longer than the limit of " +
+              std::to_string(options_.max_record_bytes) + " bytes (CsvOptions::max_record_bytes); is this a " +
+              (gzip_ ? "gzip file of " : "") + "delimited text?");
+}
+
 bool CsvReader::fill() {
   if (eof_) return false;
   if (record_ > 0) {
@@ -186,7 +200,15 @@ bool CsvReader::fill() {
     end_ -= record_;
     record_ = 0;
   }
-  if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);
+  if (end_ == buf_.size()) {
+    // The buffer holds one unfinished record, [0, end_): no line end yet. Past the limit (plus
+    // room for "\r\n") it is too long whatever follows, so the buffer never grows beyond that.
+    if (end_ >= cap_) fail_too_long();
+    // Doubling, but straight to the cap when a doubled buffer would come close to it: 64 MiB
+    // and then 64 MiB + 2 would hold both at once for two bytes.
+    const std::size_t doubled = buf_.size() * 2;
+    buf_.resize(doubled + doubled / 2 > cap_ ? cap_ : doubled);
+  }
   const std::size_t n = source_->read(buf_.data() + end_, buf_.size() - end_);
   if (n == 0) {
     eof_ = true;
@@ -303,14 +325,19 @@ bool CsvReader::parse_record() {
       fields_.push_back({static_cast<std::uint32_t>(f), static_cast<std::uint32_t>(s - f)});
       f = s + sep.size();
     }
-    if (f > std::numeric_limits<std::uint32_t>::max()) fail_here("record longer than 4 GiB");
+    if (fields_.size() >= options_.max_fields)
+      fail_here("more than " + std::to_string(options_.max_fields) + " fields (CsvOptions::max_fields)");
   }
-  if (after > std::numeric_limits<std::uint32_t>::max()) fail_here("record longer than 4 GiB");
+  if (content_end > options_.max_record_bytes) {
+    finish();
+    fail_too_long();
+  }
   finish();
   return true;
 }
 
 bool CsvReader::next() {
+  if (too_long_) fail_too_long();
   for (;;) {
     fields_.clear();
     record_ = pos_;

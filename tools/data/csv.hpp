@@ -22,6 +22,17 @@
 //   `uniform_fields` is off. Record errors throw CsvError("<file>:<line>: <reason>") with the line
 //   where the record starts; the reader is then positioned after that record, so a caller may
 //   catch, count and carry on. I/O and gzip errors throw plain mtlite::Error and are final.
+// - Limits: a record longer than options.max_record_bytes (64 MiB) is a final error naming the
+//   file, the line and the limit, raised as soon as that many bytes are in without a line end; so
+//   /dev/zero, a 100 MB line or a gzip stream that inflates to one endless line stops there. A
+//   record with more than options.max_fields (2^20) fields is a record error.
+//
+// Resources, for n bytes of (inflated) input, L = max(buffer_size, max_record_bytes + 2),
+// F = max_fields: O(n) time (every byte is looked at a bounded number of times; gzip inflates at
+// zlib's speed, whatever the ratio), and memory at most 2L (the line buffer while it doubles) +
+// 12F bytes (the field table while it doubles) + 320 KiB (raw input and zlib's inflate state),
+// however long or endless the input. With the defaults: at most ~141 MiB, and ~3 MiB for
+// records of up to 1 MiB.
 #pragma once
 
 #include <mtlite/core/error.hpp>
@@ -42,6 +53,10 @@ struct CsvOptions {
   bool quotes = true;           // RFC 4180 double quotes; off: '"' is ordinary text everywhere
   bool uniform_fields = true;   // every record has the field count of the first
   std::size_t buffer_size = 1 << 20;
+  // The longest record, in bytes of text (its final line break not counted; at most 4 GiB - 2),
+  // and the most fields one may have. They bound the reader's memory (see the top of this file).
+  std::size_t max_record_bytes = std::size_t{64} << 20;
+  std::size_t max_fields = std::size_t{1} << 20;
 };
 
 // A malformed record. what() is "<file>:<line>: <reason>".
@@ -110,6 +125,7 @@ class CsvReader {
   class Source;
 
   bool fill();  // more bytes after end_; false at the end of the input
+  [[noreturn]] void fail_too_long();  // final: every later next() throws it again
   bool parse_record();
   std::size_t find_newline(std::size_t from);  // index of '\n' at or after `from`, or npos at EOF
   std::size_t find_separator(std::size_t from, std::size_t to) const noexcept;
@@ -119,8 +135,10 @@ class CsvReader {
   std::unique_ptr<Source> source_;
   bool gzip_ = false;
   bool eof_ = false;
+  bool too_long_ = false;
 
   std::vector<char> buf_;
+  std::size_t cap_ = 0;     // the most buf_ grows to: max(its first size, max_record_bytes + 2)
   std::size_t pos_ = 0;     // start of unread text
   std::size_t end_ = 0;     // end of valid bytes
   std::size_t record_ = 0;  // start of the current record

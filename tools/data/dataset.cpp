@@ -7,10 +7,12 @@
 #include "string_table.hpp"
 
 #include <mtlite/core/hash.hpp>
+#include <mtlite/format/spec_json.hpp>
 
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <memory>
 #include <string>
@@ -40,10 +42,28 @@ void fit_to_size(std::vector<T>& v) {
   if (v.capacity() > v.size() + v.size() / 8 + 1024) v.shrink_to_fit();
 }
 
+// A dense input as the runtime feeds it to the network (executor.hpp does the same).
+double normalized(const Feature& f, double v) {
+  switch (f.normalization) {
+    case Normalization::standardize: return (v - f.mean) / f.stddev;
+    case Normalization::log1p: return std::copysign(std::log1p(std::fabs(v)), v);
+    case Normalization::none: break;
+  }
+  return v;
+}
+
+// A dense feature's values beyond kSuspiciousInput after normalization, for load()'s warning.
+struct Outliers {
+  std::size_t count = 0;
+  double largest = 0;      // |normalized value|
+  float largest_raw = 0;   // the value as read
+  std::size_t first_line = 0;
+};
+
 // Builds a Dataset one good row at a time.
 class Loader {
  public:
-  Loader(const std::string& path, const DataBinding& b, const Spec& spec) : path_(path), b_(b) {
+  Loader(const std::string& path, const DataBinding& b, const Spec& spec) : path_(path), b_(b), spec_(spec) {
     ds_.num_dense = spec.count(FeatureKind::dense);
     ds_.num_categorical = spec.count(FeatureKind::categorical);
     ds_.num_tasks = spec.tasks.size();
@@ -52,6 +72,7 @@ class Loader {
     const std::size_t nf = b.features.size();
     slot_.resize(nf);
     vocab_.resize(nf);
+    outliers_.resize(nf);
     std::size_t d = 0, c = 0, m = 0;
     for (std::size_t i = 0; i < nf; ++i) {
       const FeatureBinding& f = b.features[i];
@@ -83,6 +104,7 @@ class Loader {
       switch (f.kind) {
         case FeatureKind::dense:
           dense[slot_[i]] = std::isnan(rows.num[i]) ? *f.fill : static_cast<float>(rows.num[i]);
+          note_outlier(i, dense[slot_[i]], rows.line());
           break;
         case FeatureKind::categorical:
           ids[slot_[i]] = rows.missing[i] ? -1
@@ -103,6 +125,7 @@ class Loader {
   Dataset finish(const ReadReport& report) {
     ds_.rows = report.rows;
     ds_.report = report;
+    warn_outliers();
     fit_to_size(ds_.dense);
     fit_to_size(ds_.ids);
     for (Dataset::Bags& bag : ds_.bags) {
@@ -117,6 +140,39 @@ class Loader {
   }
 
  private:
+  void note_outlier(std::size_t i, float v, std::size_t line) {
+    const double z = std::fabs(normalized(spec_.features[i], v));
+    if (!(z > kSuspiciousInput)) return;
+    Outliers& o = outliers_[i];
+    if (o.count++ == 0) o.first_line = line;
+    if (z > o.largest) {
+      o.largest = z;
+      o.largest_raw = v;
+    }
+  }
+
+  // One warning per feature, in the report and on stderr: training goes on (the values are
+  // numbers, and may be right), but the user should hear why the loss is 1e35.
+  void warn_outliers() {
+    for (std::size_t i = 0; i < outliers_.size(); ++i) {
+      const Outliers& o = outliers_[i];
+      if (o.count == 0) continue;
+      const Feature& f = spec_.features[i];
+      char numbers[96];
+      std::snprintf(numbers, sizeof numbers, "the largest %g (%g normalized)", static_cast<double>(o.largest_raw),
+                    o.largest);
+      std::string w = path_ + ": feature '" + f.name + "' (" + b_.features[i].column.describe() + "): " +
+                      std::to_string(o.count) + " of " + std::to_string(ds_.rows) +
+                      " values lie beyond +-1e6 after its normalization \"" +
+                      internal::kNormalizationNames[static_cast<unsigned>(f.normalization)] + "\", " + numbers +
+                      ", first on line " + std::to_string(o.first_line) +
+                      "; a network trains badly on such inputs: give the feature \"normalization\": \"log1p\" or "
+                      "\"standardize\", or check the column";
+      std::fprintf(stderr, "mtlite: warning: %s\n", w.c_str());
+      ds_.report.warnings.push_back(std::move(w));
+    }
+  }
+
   std::int64_t id_of(std::size_t i, std::string_view text) const {
     const FeatureBinding& f = b_.features[i];
     if (f.values == Values::integers) {
@@ -141,6 +197,8 @@ class Loader {
 
   const std::string& path_;
   const DataBinding& b_;
+  const Spec& spec_;
+  std::vector<Outliers> outliers_;  // per feature
   Dataset ds_;
   std::vector<std::size_t> slot_;  // index among the features of its kind
   std::vector<std::unique_ptr<Vocabulary>> vocab_;

@@ -63,7 +63,15 @@ class Dataset {
   void check_range(std::size_t begin, std::size_t end) const;
 };
 
+// A dense input the network sees (after its normalization) beyond this magnitude is suspicious:
+// inputs of O(1) are what the initialisation and the learning rates assume, and 3e38 in a
+// column without normalization trains to losses of 1e35 without failing. The hard bound is
+// the float range: a field beyond +-3.4e38 is malformed (fields.hpp's parse_number).
+inline constexpr double kSuspiciousInput = 1e6;
+
 // Reads a file with a fitted binding. Throws mtlite::Error on a malformed row unless skipping.
+// Dense features with values beyond kSuspiciousInput after normalization get one warning each
+// (feature, column, count, the largest value, its first line), in report.warnings and on stderr.
 Dataset load(const std::string& path, const DataBinding& binding, const Spec& spec,
              const ReadOptions& options = {});
 

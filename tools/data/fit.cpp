@@ -8,11 +8,14 @@
 #include "string_table.hpp"
 
 #include <mtlite/core/quote.hpp>
+#include <mtlite/format/mapped_file.hpp>
+#include <mtlite/weights.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -109,10 +112,45 @@ void fit_dense(FeatureBinding& f, Feature& s, const Moments& m) {
   if (f.fit_fill) f.fill = static_cast<float>(mean);
 }
 
+// Bytes in GiB for a message: "512.0 GiB".
+std::string gib(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f GiB", bytes / double(1ull << 30));
+  return text;
+}
+
 }  // namespace
+
+void check_training_memory(const Spec& spec) {
+  const std::uint64_t memory = format::detail::physical_memory();
+  double params = 0, largest = 0;  // in double: unchecked sizes may overflow 64 bits
+  const Feature* widest = nullptr;
+  for (const Feature& f : spec.features) {
+    if (!f.has_embedding()) continue;
+    const double n = static_cast<double>(f.table_rows()) * f.embedding_dim;
+    params += n;
+    if (n > largest) {
+      largest = n;
+      widest = &f;
+    }
+  }
+  if (kTrainingBytesPerParameter * params <= static_cast<double>(memory)) {
+    params = static_cast<double>(parameter_count(spec));  // the layers too, now that no table overflows
+    if (kTrainingBytesPerParameter * params <= static_cast<double>(memory)) return;
+  }
+  std::string what = std::to_string(static_cast<unsigned long long>(params)) + " parameters";
+  if (widest)
+    what += " (feature '" + widest->name + "' alone: " + std::to_string(widest->table_rows()) + " rows x " +
+            std::to_string(widest->embedding_dim) + ")";
+  throw Error("the model has " + what + ": training needs about " + gib(kTrainingBytesPerParameter * params) +
+              " (" + std::to_string(static_cast<int>(kTrainingBytesPerParameter)) +
+              " bytes a parameter), more than the " + gib(static_cast<double>(memory)) +
+              " of physical memory; make the table smaller (size, max_size) or its embedding_dim lower");
+}
 
 ReadReport DataBinding::fit(const std::string& path, Spec& spec, const ReadOptions& options) {
   check_against(*this, spec, false);
+  check_training_memory(spec);  // before reading: the given and hashed tables are known already
   Tally tally(features.size());
   RowReader rows(path, *this, options);
   while (rows.next()) tally.add(features, rows);
@@ -128,6 +166,7 @@ ReadReport DataBinding::fit(const std::string& path, Spec& spec, const ReadOptio
     if (f.uses_vocabulary() && f.vocabulary) s.size = std::max<std::uint64_t>(1, f.vocabulary->size());
   }
   spec.validate();
+  check_training_memory(spec);  // ... and the fitted vocabularies now
   return rows.report;
 }
 
