@@ -5,7 +5,7 @@
 #   tests/fuzz/make_seeds.sh build/tools/mtlite [build-fuzz/tests/fuzz/make_seed_model]
 # Writes seed-* files into tests/fuzz/corpus/<target>/ (existing files are replaced, others kept):
 #   fuzz_model_load   each architecture's checkpoint and its f32, f16 and int8 conversions
-#   fuzz_convert      each architecture's float checkpoint
+#   fuzz_convert      each architecture's float checkpoint and f32 conversion (packed panels)
 #   fuzz_csv          the training data (a first byte picks the binding; see fuzz_csv.cpp), gzip too
 #   fuzz_spec_json    each model.json, and a checkpoint's spec
 #   fuzz_safetensors  a few hand-made files (every dtype, metadata, an empty tensor)
@@ -59,6 +59,8 @@ for arch in single_task shared_bottom omoe mmoe ple esmm; do
   "$mtlite" convert $arch.mtl --out $arch-f16.mtl --dtype f16 --embeddings f16 > /dev/null
   "$mtlite" convert $arch.mtl --out $arch-i8.mtl --dtype int8 --embeddings int4 --calib data.csv > /dev/null
   cp $arch.mtl "$corpus/fuzz_convert/seed-$arch-checkpoint"
+  # A converted f32 model is a float model too (panels16 layout): float_weights unpacks it.
+  cp $arch-f32.mtl "$corpus/fuzz_convert/seed-$arch-f32"
   for v in "" -f32 -f16 -i8; do cp $arch$v.mtl "$corpus/fuzz_model_load/seed-$arch${v:--checkpoint}"; done
   cp $arch.json "$corpus/fuzz_spec_json/seed-model-json-$arch"
 done
