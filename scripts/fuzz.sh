@@ -77,7 +77,8 @@ for t in "${targets[@]}"; do
   exe=$build/tests/fuzz/$t
   log=$scratch/$t.regress.log
   n=$(find "$corpora/$t" -type f | wc -l)
-  "$exe" -runs=0 "${limits[@]}" -artifact_prefix="$artifacts/$t-" "$corpora/$t" > "$log" 2>&1
+  # In a subshell, so that bash's "Aborted" line for a crashing target goes to the log too.
+  ("$exe" -runs=0 "${limits[@]}" -artifact_prefix="$artifacts/$t-" "$corpora/$t") > "$log" 2>&1
   result "$t" regression "$log" $? "$n inputs"
 done
 
@@ -87,8 +88,8 @@ for t in "${targets[@]}"; do
   log=$scratch/$t.fuzz.log
   cp -r "$corpora/$t" "$scratch/$t"
   start=$(date +%s)
-  "$exe" -max_total_time="$seconds" -print_final_stats=1 "${limits[@]}" \
-    -artifact_prefix="$artifacts/$t-" "$scratch/$t" > "$log" 2>&1
+  ("$exe" -max_total_time="$seconds" -print_final_stats=1 "${limits[@]}" \
+    -artifact_prefix="$artifacts/$t-" "$scratch/$t") > "$log" 2>&1
   status=$?
   took=$(( $(date +%s) - start ))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
