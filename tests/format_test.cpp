@@ -35,6 +35,7 @@
 #include <mtlite/offline/benchmark_model.hpp>
 
 #include "peak_rss.hpp"
+#include "support.hpp"
 
 using mtlite::Json;
 using namespace mtlite::format;
@@ -42,6 +43,7 @@ using mtlite::DType;
 using mtlite::Layout;
 using mtlite::tensor_bytes;
 using Bytes = std::vector<std::byte>;
+using mtlite_test::TempDir;
 
 namespace {
 
@@ -259,27 +261,6 @@ std::string with_entry(std::uint32_t i, std::uint64_t field, T v) {
 std::string range(std::uint64_t begin, std::uint64_t bytes) {
   return "[" + std::to_string(begin) + ", " + std::to_string(begin + bytes) + ")";
 }
-
-// A directory of its own under $TMPDIR (or /tmp), removed with everything in it.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/mtlite-format-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : std::filesystem::directory_iterator(path)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-};
 
 Bytes slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -14,6 +14,7 @@
 
 #include "mtlite/format/json.hpp"
 #include "mtlite/format/spec_json.hpp"
+#include "support.hpp"
 
 using mtlite::Json;
 using Kind = Json::Kind;
@@ -30,15 +31,7 @@ std::string parse_error(std::string_view text) {
   return "(parsed without error)";
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const mtlite::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using mtlite_test::error_of;
 
 std::uint64_t bits(double d) {
   std::uint64_t u;

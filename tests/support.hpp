@@ -1,6 +1,6 @@
 // What several suites build their cases from: rows of examples and the Batch that reads them,
-// a seeded generator for test data, and activations computed in double (the plain definition
-// the kernels and the trainer are checked against).
+// a seeded generator for test data, activations computed in double (the plain definition the
+// kernels and the trainer are checked against), a scratch directory and an error catcher.
 #pragma once
 
 #include <mtlite/core/error.hpp>
@@ -9,14 +9,19 @@
 #include <mtlite/input.hpp>
 #include <mtlite/spec.hpp>
 
+#include <stdlib.h>
+
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdint>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -119,6 +124,41 @@ inline int driver_main(const char* name, int (*run)(int, char**), int argc, char
     std::fprintf(stderr, "%s: %s\n", name, e.what());
     return 1;
   }
+}
+
+// A directory of its own under $TMPDIR (or /tmp), removed with everything in it.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/mtlite-test-XXXXXX";
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed in " + tmpl);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  // The names in it, sorted.
+  std::vector<std::string> entries() const {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(path)) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+};
+
+// The message of the mtlite::Error that f() throws, or "(no error)".
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const mtlite::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 }  // namespace mtlite_test

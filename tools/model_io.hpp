@@ -2,7 +2,7 @@
 // model.json), the data binding a model carries, and scoring a whole dataset.
 //
 // Resources of the readers, for a file of n bytes: read_json O(n) time, at most 2n + 64 KiB
-// (n <= 32 MiB) for the text plus 32n for the JSON tree; a .mtl file goes through MappedFile
+// (n <= 32 MiB) for the text plus 40n for the JSON tree; a .mtl file goes through MappedFile
 // (format/mapped_file.hpp has its contract), a .safetensors file through read_safetensors,
 // which takes regular files only and holds their n bytes plus the converted tensors.
 #pragma once
@@ -49,7 +49,7 @@ inline std::string read_text(const std::string& path, std::size_t limit) {
 
 // model.json and the like. O(n) time; memory: the text, n <= kMaxJsonTextBytes (32 MiB), at
 // most 2n + 64 KiB while it grows (the string doubles), however large the file or endless the
-// stream; then the parsed tree, which json.hpp keeps to 32n in the worst case.
+// stream; then the parsed tree, which json.hpp keeps to 40n in the worst case.
 inline mtlite::Json read_json(const std::string& path) {
   const std::string text = read_text(path, kMaxJsonTextBytes);
   try {

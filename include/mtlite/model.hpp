@@ -9,7 +9,7 @@
 //                                    used in place when 64-byte aligned, else copied once
 //
 // Cost of loading a file of n bytes, hostile or not: O(n) time and memory. The reader's view is
-// at most 32n (format/reader.hpp); a spec that needs more tensors than the file holds is refused
+// at most 40n (format/reader.hpp); a spec that needs more tensors than the file holds is refused
 // before it is expanded when it needs more than any file can hold (check_tensor_count), so the
 // network, the plan and the parameter list are O(number of tensors), a few MB at most; the arena holds copies of what cannot run in place (packing pads
 // a layer's outputs to whole 16-row panels: a plain [1, k] weight grows 16 times) plus the i8

@@ -12,8 +12,9 @@
 //     stack use is bounded whatever the input.
 //   - Work is O(n log n) in the input size at worst (the log from the duplicate-key check on large
 //     objects): no quadratic paths for an attacker to find.
-//   - Memory is at most 32 bytes per input byte: the worst case is "[0,0,0,...]", a 40-byte
-//     value per 2 bytes, while the array's storage grows (tests/hostile_test.cpp measures it).
+//   - Memory is at most 40 bytes per input byte: the worst case is "[0,0,0,...]", a 40-byte
+//     value per 2 bytes, while the array's storage doubles (its old and its new storage both
+//     hold every value once, just before the old is freed; tests/hostile_test.cpp measures it).
 //   - Numbers are doubles. Magnitudes beyond the double range are an error; ones too small for it
 //     read as (signed) zero. Parsing uses std::from_chars, so the C locale never matters.
 // Every failure throws mtlite::Error("json: <reason> at line L, column C"); columns count bytes.

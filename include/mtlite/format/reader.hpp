@@ -26,7 +26,7 @@
 // Memory: nothing is sized from a count or offset before that is checked against the file. The
 // table work is a few bytes per 64-byte entry, names are copied only once they are known to be
 // disjoint parts of the file; the largest allocation is the metadata's JSON tree (json.hpp: at
-// most 32 bytes per byte of JSON), so a file of n bytes costs O(n) memory, at most 32n
+// most 40 bytes per byte of JSON), so a file of n bytes costs O(n) memory, at most 40n
 // (tests/hostile_test.cpp measures it). Time: O(n log n), from sorting names and regions.
 //
 // A FileView does not own the bytes: they must outlive it (TensorView::data points into them).

@@ -27,8 +27,8 @@
 // Every failure throws mtlite::Error("safetensors: ...") naming the tensor at fault. Tensor data
 // is allocated only after the whole header is validated, and its size is bounded by the file's.
 // Resources for a file of n bytes (a regular file; anything else is refused): the file's bytes
-// (n), the header's JSON tree (json.hpp: at most 32 bytes per header byte), and the floats
-// (4 bytes per element: twice the bytes of F16 and BF16 data, half those of F64): at most ~35n.
+// (n), the header's JSON tree (json.hpp: at most 40 bytes per header byte), and the floats
+// (4 bytes per element: twice the bytes of F16 and BF16 data, half those of F64): at most 41n.
 // Time O(n log n) (the overlap check sorts the tensors).
 //
 // The names in the file need not be mtlite's: model.json's "tensors" object maps each mtlite
