@@ -231,16 +231,6 @@ std::string error_of(const Bytes& b, ReadOptions options = {}) {
   return "(parsed)";
 }
 
-template <class F>
-std::string error_of_call(F&& f) {
-  try {
-    f();
-  } catch (const mtlite::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 // The good file with one header field changed (and the checksum re-sealed): parse's message.
 template <class T>
 std::string with_header(std::uint64_t at, T v) {
@@ -519,30 +509,30 @@ TEST_CASE("the reader accepts the regions in any order") {
 TEST_CASE("FileWriter refuses what the reader would refuse") {
   FileWriter w;
   const Bytes d = filler(256, 0);
-  CHECK(error_of_call([&] { w.set_metadata(Json::array()); }) ==
+  CHECK(mtlite_test::error_of([&] { w.set_metadata(Json::array()); }) ==
         "model file: metadata must be a JSON object, got an array");
-  CHECK(error_of_call([&] { w.add("x", DType::f32, Layout::plain, {2, 3}, d.data(), 25); }) ==
+  CHECK(mtlite_test::error_of([&] { w.add("x", DType::f32, Layout::plain, {2, 3}, d.data(), 25); }) ==
         "model file: tensor 'x': 25 bytes given, f32 plain [2, 3] needs 24");
-  CHECK(error_of_call([&] { w.add("", DType::f32, Layout::plain, {1}, d.data(), 4); }) ==
+  CHECK(mtlite_test::error_of([&] { w.add("", DType::f32, Layout::plain, {1}, d.data(), 4); }) ==
         "model file: tensor '': a name is 1..1024 bytes, this one 0");
-  CHECK(error_of_call([&] { w.add(std::string(1025, 'n'), DType::f32, Layout::plain, {1}, d.data(), 4); })
+  CHECK(mtlite_test::error_of([&] { w.add(std::string(1025, 'n'), DType::f32, Layout::plain, {1}, d.data(), 4); })
             .find("a name is 1..1024 bytes, this one 1025") != std::string::npos);
-  CHECK(error_of_call([&] { w.add("a\nb", DType::f32, Layout::plain, {1}, d.data(), 4); }) ==
+  CHECK(mtlite_test::error_of([&] { w.add("a\nb", DType::f32, Layout::plain, {1}, d.data(), 4); }) ==
         "model file: tensor 'a\\x0ab': name has a control character (U+000A at byte 1)");
-  CHECK(error_of_call([&] { w.add("a\xff", DType::f32, Layout::plain, {1}, d.data(), 4); }) ==
+  CHECK(mtlite_test::error_of([&] { w.add("a\xff", DType::f32, Layout::plain, {1}, d.data(), 4); }) ==
         "model file: tensor 'a\\xff': name is not valid UTF-8 (at byte 1)");
-  CHECK(error_of_call([&] { w.add("x", DType::u4, Layout::plain, {8}, d.data(), 4); }) ==
+  CHECK(mtlite_test::error_of([&] { w.add("x", DType::u4, Layout::plain, {8}, d.data(), 4); }) ==
         "model file: tensor 'x': u4 plain [8] has no valid size (a bad combination, a zero dim or an overflow)");
-  CHECK(error_of_call([&] { w.add("x", DType::f32, Layout::plain, {}, d.data(), 4); }) ==
+  CHECK(mtlite_test::error_of([&] { w.add("x", DType::f32, Layout::plain, {}, d.data(), 4); }) ==
         "model file: tensor 'x': rank 0, expected 1..4");
-  CHECK(error_of_call([&] { w.add("x", DType::f32, Layout::plain, {1, 1, 1, 1, 1}, d.data(), 4); }) ==
+  CHECK(mtlite_test::error_of([&] { w.add("x", DType::f32, Layout::plain, {1, 1, 1, 1, 1}, d.data(), 4); }) ==
         "model file: tensor 'x': rank 5, expected 1..4");
-  CHECK(error_of_call([&] { w.add("x", static_cast<DType>(9), Layout::plain, {1}, d.data(), 4); }) ==
+  CHECK(mtlite_test::error_of([&] { w.add("x", static_cast<DType>(9), Layout::plain, {1}, d.data(), 4); }) ==
         "model file: tensor 'x': unknown dtype or layout code");
-  CHECK(error_of_call([&] { w.add("x", DType::f32, Layout::plain, {1}, nullptr, 4); }) ==
+  CHECK(mtlite_test::error_of([&] { w.add("x", DType::f32, Layout::plain, {1}, nullptr, 4); }) ==
         "model file: tensor 'x': no data");
   w.add("x", DType::f32, Layout::plain, {1}, d.data(), 4);
-  CHECK(error_of_call([&] { w.add("x", DType::f32, Layout::plain, {1}, d.data(), 4); }) ==
+  CHECK(mtlite_test::error_of([&] { w.add("x", DType::f32, Layout::plain, {1}, d.data(), 4); }) ==
         "model file: tensor 'x': added twice");
   CHECK(w.tensor_count() == 1);
   const Bytes b = w.bytes();
@@ -554,7 +544,7 @@ TEST_CASE("FileWriter refuses what the reader would refuse") {
 TEST_CASE("write: a missing directory throws and leaves nothing behind") {
   TempDir dir;
   const std::string path = dir.path + "/missing/model.mtl";
-  CHECK(error_of_call([&] { good_writer().write(path); }) ==
+  CHECK(mtlite_test::error_of([&] { good_writer().write(path); }) ==
         "model file: cannot write '" + path + "': No such file or directory");
   CHECK(dir.entries().empty());
 }
@@ -585,7 +575,7 @@ TEST_CASE("write: a failed rename removes the temporary file") {
   // The target is a directory: the temporary file is written and synced, the rename fails.
   const std::string path = dir.path + "/model.mtl";
   REQUIRE(::mkdir(path.c_str(), 0700) == 0);
-  CHECK(error_of_call([&] { good_writer().write(path); }) ==
+  CHECK(mtlite_test::error_of([&] { good_writer().write(path); }) ==
         "model file: cannot replace '" + path + "': Is a directory");
   CHECK(dir.entries() == std::vector<std::string>{"model.mtl"});
   CHECK(std::filesystem::is_directory(path));
@@ -608,7 +598,7 @@ TEST_CASE("write: a failure in the middle of writing keeps the old file and remo
   rlimit small = saved;
   small.rlim_cur = 4096;
   REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
-  const std::string message = error_of_call([&] { big.write(path); });
+  const std::string message = mtlite_test::error_of([&] { big.write(path); });
   ::setrlimit(RLIMIT_FSIZE, &saved);
   std::signal(SIGXFSZ, saved_handler);
 
@@ -622,11 +612,11 @@ TEST_CASE("write: a failure in the middle of writing keeps the old file and remo
 TEST_CASE("MappedFile and read_file: errors name the path; non-mappable files are read") {
   TempDir dir;
   const std::string missing = dir.path + "/absent.mtl";
-  CHECK(error_of_call([&] { MappedFile::open(missing); }) ==
+  CHECK(mtlite_test::error_of([&] { MappedFile::open(missing); }) ==
         "cannot open model file '" + missing + "': No such file or directory");
-  CHECK(error_of_call([&] { read_file(missing); }) ==
+  CHECK(mtlite_test::error_of([&] { read_file(missing); }) ==
         "cannot open model file '" + missing + "': No such file or directory");
-  CHECK(error_of_call([&] { MappedFile::open(dir.path); }) ==
+  CHECK(mtlite_test::error_of([&] { MappedFile::open(dir.path); }) ==
         "cannot open model file '" + dir.path + "': Is a directory");
 
   // An empty file cannot be mapped: it is "read" (zero bytes) and then rejected by the reader.
@@ -635,7 +625,7 @@ TEST_CASE("MappedFile and read_file: errors name the path; non-mappable files ar
   MappedFile e = MappedFile::open(empty);
   CHECK(!e.mapped());
   CHECK(e.size() == 0);
-  CHECK(error_of_call([&] { FileView::parse(e.data(), e.size()); }) ==
+  CHECK(mtlite_test::error_of([&] { FileView::parse(e.data(), e.size()); }) ==
         "model file: 0 bytes is too short for the 64-byte header: not a model file, or truncated");
 
   // A pipe cannot be mapped either; its bytes arrive through read().
