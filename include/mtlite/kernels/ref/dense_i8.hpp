@@ -70,8 +70,10 @@ inline I8RowParams i8_row_params(float mn, float mx) noexcept {
     p.scale = (hi - lo) / 255.0f;
     p.inv = 255.0f / (hi - lo);
   }
-  const int zp = static_cast<int>(std::nearbyint(-lo * p.inv));
-  p.zp = zp < 0 ? 0 : zp > 255 ? 255 : zp;
+  // Clamped as a float: for a row holding an infinity, -lo * inv is NaN (inf * 0), and converting
+  // NaN to int is undefined. i8_row_quantizable refuses such rows; their zero point is unused.
+  const float zp = std::nearbyint(-lo * p.inv);
+  p.zp = zp > 0.0f ? (zp < 255.0f ? static_cast<std::int32_t>(zp) : 255) : 0;
   return p;
 }
 
