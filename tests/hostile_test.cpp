@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -316,6 +317,36 @@ TEST_CASE("verify: a self-test's tolerance is bounded by what the model's layers
       CHECK(verify(lying).find("is outside [0, ") != std::string::npos);
     }
   }
+}
+
+TEST_CASE("verify: ids beyond 2^53 (a hashed string's) are stored as strings and read back exactly") {
+  const mtlite::Spec spec = mtlite::spec_from_json(Json::parse(
+      R"({"architecture": "single_task", "features": [
+            {"name": "item", "kind": "categorical", "mapping": "hashing", "size": 7, "embedding_dim": 2},
+            {"name": "tags", "kind": "multi_hot", "mapping": "hashing", "size": 5, "embedding_dim": 2}],
+          "tasks": [{"name": "y", "kind": "binary"}]})"));
+  const mtlite::Converted c = mtlite::convert(spec, mtlite::random_weights(spec, 3, 0.1f), {});
+  const mtlite::Model model = c.model();
+  // Ids whose buckets differ from those of their double-rounded neighbours, so a lossy trip fails.
+  const std::vector<std::int64_t> ids = {static_cast<std::int64_t>(mtlite::hash_string("item42")),
+                                         (std::int64_t{1} << 53) + 1, -(std::int64_t{1} << 62) - 3};
+  const std::vector<std::int64_t> bag_ids = {static_cast<std::int64_t>(mtlite::hash_string("news")), 5,
+                                             std::numeric_limits<std::int64_t>::min()};
+  const std::vector<std::uint32_t> offsets = {0, 1, 1, 3};
+  const std::vector<mtlite::Bag> bags = {{bag_ids, offsets}};
+  const mtlite::Batch batch{3, {}, ids, bags};
+  mtlite::Session session(model, 3);
+  const Json test = mtlite::record_selftest(session, batch, mtlite::selftest_tolerance(mtlite::kernels::WeightType::f32));
+  CHECK(test.at("ids")[0].is_string());
+  CHECK(test.at("bags")[0].at("ids")[1].as_int64() == 5);
+  TempDir dir;
+  const std::string path = dir.path + "/m.mtl";
+  mtlite::model_writer(c.spec, c.tensors, Json::object().set("selftest", Json::parse(test.dump()))).write(path);
+  CHECK(error_of([&] { mtlite::Model::load(path).verify(); }) == "(no error)");
+  Json bad = test;
+  (*bad.find("ids"))[0] = Json(std::string("12x"));
+  mtlite::model_writer(c.spec, c.tensors, Json::object().set("selftest", bad)).write(path);
+  CHECK(error_of([&] { mtlite::Model::load(path).verify(); }) == "self-test failed: id '12x' is not a 64-bit integer");
 }
 
 TEST_CASE("resource limits: JSON and the .mtl reader cost at most 40 bytes per input byte") {

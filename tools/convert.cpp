@@ -209,7 +209,13 @@ int cmd_convert(int argc, char** argv) {
 
   const cli::FloatModel input = cli::read_float_model(w.in_path, args.get("config"));
   cli::warn_huge_weights(input.weights, w.in_path);
-  const mtlite::Converted converted = mtlite::convert(input.spec, input.weights, options);
+  const mtlite::Converted converted = [&] {
+    try {
+      return mtlite::convert(input.spec, input.weights, options);
+    } catch (const mtlite::TensorError& e) {
+      throw input.in_file_terms(e);
+    }
+  }();
   const mtlite::Model model = converted.model();
   const std::optional<Calibration> calib = calibrate(args, input, model);
   mtlite::Json test = record_test(model, calib, selftest_rows);

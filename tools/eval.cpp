@@ -39,6 +39,7 @@ int cmd_eval(int argc, char** argv) {
   if (data.rows == 0) throw mtlite::Error("--data: '" + args.get("data") + "' has no rows");
   const std::vector<cli::OutputMetrics> metrics =
       cli::evaluate(model.spec(), cli::score_dataset(model, data), data, binding.group.has_value());
+  cli::warn_one_class(metrics, "--data '" + args.get("data") + "'");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   if (args.has("json")) {

@@ -21,6 +21,7 @@ const Command kCommands[] = {
     {"eval", cmd_eval, "a model's quality on labelled CSV rows: AUC, log loss, RMSE, gAUC, NDCG@10"},
     {"predict", cmd_predict, "score CSV rows with a model; writes one CSV line of scores per row"},
     {"convert", cmd_convert, "float weights -> a deployable model file: f32, f16 or int8, with a self-test"},
+    {"encode", cmd_encode, "CSV rows as tensors, encoded as mtlite reads them, for training in PyTorch"},
     {"inspect", cmd_inspect, "what a model file holds: architecture, tasks, features, tensors, bytes"},
     {"bench", cmd_bench, "time a model: microseconds per batch and per example"},
     {"synth", cmd_synth, "write synthetic multi-task data as CSV: mmoe, funnel"},

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -75,6 +76,14 @@ struct FloatModel {
   mtlite::Weights weights;
   std::optional<mtlite::data::DataBinding> binding;  // how raw rows map onto it, when known
   mtlite::Json carried = mtlite::Json::object();     // metadata to keep (e.g. "training")
+  std::map<std::string, std::string> file_names;     // mtlite's name -> the weights file's, as "tensors" maps them
+
+  // `e` with the weights file's name for its tensor beside mtlite's, when "tensors" renamed it.
+  mtlite::Error in_file_terms(const mtlite::TensorError& e) const {
+    const auto it = file_names.find(e.tensor());
+    if (it == file_names.end() || it->second == e.tensor()) return e;
+    return mtlite::Error("tensor '" + e.tensor() + "' (the weights file's '" + it->second + "'): " + e.problem());
+  }
 };
 
 // A float .mtl checkpoint, or a .safetensors file described by `config` (model.json).
@@ -105,16 +114,33 @@ inline FloatModel read_float_model(const std::string& path, const std::string& c
     throw mtlite::Error(config + ": " + e.what());
   }
   mtlite::Weights weights = mtlite::read_safetensors(path);
-  if (const mtlite::Json* names = model_json.find("tensors")) weights = mtlite::rename_tensors(weights, *names);
+  if (const mtlite::Json* names = model_json.find("tensors")) {
+    weights = mtlite::rename_tensors(weights, *names);
+    for (const mtlite::Json::Member& m : names->items()) out.file_names[m.first] = m.second.as_string();
+  }
   out.weights = std::move(weights);
-  if (model_json.find("data")) out.binding = mtlite::data::DataBinding::from_json(model_json);
+  if (model_json.find("data")) {
+    out.binding = mtlite::data::DataBinding::from_json(model_json);
+    // Weights trained elsewhere saw ids and values encoded with some vocabulary, fill values and
+    // statistics; they cannot be fitted here, so model.json must give them all.
+    if (!out.binding->fitted())
+      throw mtlite::Error(config + ": \"data\" binds the columns but is not fitted: " +
+                          out.binding->unfitted_reason() +
+                          "; give every vocabulary, fill value and standardize mean/stddev the weights were trained "
+                          "with (the model.json that mtlite_torch.export() writes has them), or leave \"data\" out to "
+                          "convert the weights alone");
+    out.binding->check(out.spec);
+  }
   return out;
 }
 
 // The binding stored in a model file's metadata.
 inline mtlite::data::DataBinding binding_of(const mtlite::Model& model, const std::string& what) {
   const mtlite::Json* data = model.metadata().find("data");
-  if (!data) throw mtlite::Error(what + " has no data binding (it was not trained with mtlite train or converted with --config); cannot read raw rows for it");
+  if (!data)
+    throw mtlite::Error(what + " has no data binding, so raw rows cannot be read for it: a model file has one when it "
+                        "was trained with mtlite train, or converted with a --config model.json that has \"data\" "
+                        "(the one mtlite_torch.export() writes)");
   return mtlite::data::DataBinding::from_json(*data);
 }
 
@@ -187,12 +213,21 @@ struct OutputMetrics {
   std::string output;
   bool binary = true;
   std::size_t labelled = 0;
+  std::size_t positives = 0;  // binary: labelled rows with label 1
   double auc = NAN, log_loss = NAN, rmse = NAN, gauc = NAN, ndcg10 = NAN;
+
+  // A binary output whose labelled rows are all of one class, so that its AUC is undefined:
+  // "all 812 labelled rows have label 0", else empty.
+  std::string one_class() const {
+    if (!binary || labelled == 0 || (positives != 0 && positives != labelled)) return {};
+    return "all " + std::to_string(labelled) + " labelled rows have label " + (positives ? "1" : "0");
+  }
 
   // The number early stopping and comparisons use, and whether larger is better.
   double primary() const { return binary ? auc : rmse; }
   mtlite::Json to_json() const {
     mtlite::Json j = mtlite::Json::object().set("labelled", static_cast<double>(labelled));
+    if (binary) j.set("positives", static_cast<double>(positives));
     auto put = [&](const char* key, double v) {
       if (!std::isnan(v)) j.set(key, v);
     };
@@ -217,36 +252,59 @@ struct OutputMetrics {
     put("rmse", rmse);
     put("gauc", gauc);
     put("ndcg@10", ndcg10);
+    if (!one_class().empty()) s += (s.empty() ? "" : "  ") + std::string("auc undefined: ") + one_class();
     return s.empty() ? "no labelled rows" : s;
   }
 };
+
+// Every output of `spec` with its labelled rows (and positives) in `data`, metrics still NaN.
+inline std::vector<OutputMetrics> label_counts(const mtlite::Spec& spec, const mtlite::data::Dataset& data) {
+  std::vector<OutputMetrics> out(spec.num_outputs());
+  for (std::size_t o = 0; o < spec.num_outputs(); ++o) {
+    OutputMetrics& m = out[o];
+    m.output = spec.output_name(o);
+    m.binary = spec.output_binary(o);
+    const TaskColumn c = output_column(spec, data, o);
+    for (std::size_t r = 0; r < data.rows; ++r) {
+      m.labelled += c.mask[r] != 0;
+      m.positives += m.binary && c.mask[r] != 0 && c.labels[r] > 0.5f;
+    }
+  }
+  return out;
+}
 
 // Metrics of every output of `spec` from scores[output][row] on `data`; `grouped` when the data
 // has a group column.
 inline std::vector<OutputMetrics> evaluate(const mtlite::Spec& spec, const std::vector<std::vector<float>>& scores,
                                            const mtlite::data::Dataset& data, bool grouped) {
-  std::vector<OutputMetrics> out;
+  std::vector<OutputMetrics> out = label_counts(spec, data);
   for (std::size_t o = 0; o < spec.num_outputs(); ++o) {
-    OutputMetrics m;
-    m.output = spec.output_name(o);
-    m.binary = spec.output_binary(o);
+    OutputMetrics& m = out[o];
+    if (m.labelled == 0) continue;
     const TaskColumn c = output_column(spec, data, o);
-    for (std::size_t r = 0; r < data.rows; ++r) m.labelled += c.mask[r] != 0;
-    if (m.labelled > 0) {
-      if (m.binary) {
-        m.auc = mtlite::auc(scores[o], c.labels, data.weights, c.mask);
-        m.log_loss = mtlite::log_loss(scores[o], c.labels, data.weights, c.mask);
-        if (grouped) {
-          m.gauc = mtlite::gauc(scores[o], c.labels, data.groups, data.weights, c.mask).value;
-          m.ndcg10 = mtlite::ndcg_at(10, scores[o], c.labels, data.groups, c.mask).value;
-        }
-      } else {
-        m.rmse = mtlite::rmse(scores[o], c.labels, data.weights, c.mask);
+    if (m.binary) {
+      m.auc = mtlite::auc(scores[o], c.labels, data.weights, c.mask);
+      m.log_loss = mtlite::log_loss(scores[o], c.labels, data.weights, c.mask);
+      if (grouped) {
+        m.gauc = mtlite::gauc(scores[o], c.labels, data.groups, data.weights, c.mask).value;
+        m.ndcg10 = mtlite::ndcg_at(10, scores[o], c.labels, data.groups, c.mask).value;
       }
+    } else {
+      m.rmse = mtlite::rmse(scores[o], c.labels, data.weights, c.mask);
     }
-    out.push_back(std::move(m));
   }
   return out;
+}
+
+// A warning on stderr for each binary output whose labels are all of one class in the rows that
+// `what` names ("--data 'test.csv'").
+inline void warn_one_class(const std::vector<OutputMetrics>& metrics, const std::string& what) {
+  for (const OutputMetrics& m : metrics)
+    if (!m.one_class().empty())
+      std::fprintf(stderr,
+                   "warning: %s: output '%s': %s, so its AUC is undefined; check the task's \"positive\" "
+                   "values (or \"threshold\") against the labels in the file\n",
+                   what.c_str(), m.output.c_str(), m.one_class().c_str());
 }
 
 // The rule for huge finite weights (docs/reliability.md): mtlite computes with any finite value,

@@ -422,6 +422,25 @@ struct Metric {
   bool larger_is_better;  // AUC; RMSE is better smaller
 };
 
+// Labels that cannot measure anything, said before training: a binary task of one class (a
+// "positive" spelled otherwise than in the file, say) warns; for the output that selects the
+// best epoch, one class or no label in VALID is an error, since no epoch could ever be judged.
+void check_labels(const cli::Args& args, const Run& run, const Data& data, const Metric& metric) {
+  cli::warn_one_class(cli::label_counts(run.spec, data.train), "--train '" + args.get("train") + "'");
+  if (!data.valid) return;
+  const std::vector<cli::OutputMetrics> valid = cli::label_counts(run.spec, *data.valid);
+  const cli::OutputMetrics& m = valid[metric.output];
+  const std::string what = "--valid '" + args.get("valid") + "': output '" + m.output + "', whose " +
+                           (m.binary ? "AUC" : "RMSE") + " selects the best epoch, ";
+  if (m.labelled == 0)
+    throw mtlite::Error(what + "has no labelled rows; select another output with --metric");
+  if (!m.one_class().empty())
+    throw mtlite::Error(what + "cannot be measured: " + m.one_class() +
+                        "; check the task's \"positive\" values (or \"threshold\") against the labels in the file, "
+                        "or select another output with --metric");
+  cli::warn_one_class(valid, "--valid '" + args.get("valid") + "'");
+}
+
 void print_start(const cli::Args& args, const Run& run, const Data& data, double load_seconds) {
   const mtlite::data::Dataset& train = data.train;
   const tr::TrainOptions& o = run.config.options;
@@ -478,9 +497,12 @@ bool judge_epoch(Run& run, const Metric& metric, const tr::Trainer& trainer,
   if (valid) {
     const mtlite::Model model(run.spec, trainer.weights());
     rec.valid = cli::evaluate(run.spec, cli::score_dataset(model, *valid), *valid, run.binding.group.has_value());
+    // An undefined metric never improves on one, but the first epoch is kept until one does, so
+    // that a run always ends with a model.
     const double m = rec.valid[metric.output].primary();
-    improved = !std::isnan(m) && (std::isnan(progress.best_metric) ||
-                                  (metric.larger_is_better ? m > progress.best_metric : m < progress.best_metric));
+    improved = progress.best_epoch == 0 ||
+               (!std::isnan(m) && (std::isnan(progress.best_metric) ||
+                                   (metric.larger_is_better ? m > progress.best_metric : m < progress.best_metric)));
     if (improved) progress.best_metric = m;
   }
   progress.epochs_done = rec.epoch;
@@ -536,6 +558,8 @@ Json summary(const Run& run, const Data& data, const Totals& totals, const std::
   Json out = Json::object()
                  .set("out", out_path)
                  .set("bytes", cli::file_size(out_path))
+                 .set("architecture", mtlite::to_string(run.spec.architecture))
+                 .set("parameters", mtlite::parameter_count(run.spec))
                  .set("train_rows", data.train.rows)
                  .set("epochs_done", run.progress.epochs_done)
                  .set("best_epoch", run.progress.best_epoch)
@@ -543,6 +567,7 @@ Json summary(const Run& run, const Data& data, const Totals& totals, const std::
                  .set("threads", run.config.options.threads)
                  .set("config", run.config.to_json())
                  .set("history", run.progress.history);
+  if (data.valid) out.set("valid_rows", data.valid->rows);
   if (totals.seconds > 0) out.set("train_rows_per_second", static_cast<double>(totals.rows) / totals.seconds);
   if (run.fitted.skipped) out.set("skipped_rows", run.fitted.skipped);
   return out;
@@ -584,6 +609,7 @@ int cmd_train(int argc, char** argv) {
   const Data data = load_data(args, run, read);
   const std::size_t metric_o = metric_output(run.spec, run.config.metric);
   const Metric metric{metric_o, run.spec.output_binary(metric_o)};
+  check_labels(args, run, data, metric);
   const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
 
   tr::Trainer trainer(run.spec, run.config.options);

@@ -3,7 +3,7 @@
 // shipped. One home for the block: written by the converter (record_selftest), checked by
 // Model::verify (check_selftest).
 //
-//   "selftest": {"rows": n, "dense": [...], "ids": [...],
+//   "selftest": {"rows": n, "dense": [...], "ids": [...],     (an id beyond +-2^53 as a string)
 //                "bags": [{"ids": [...], "offsets": [n + 1 offsets]}, ...],
 //                "expected": [[n scores] per output], "tolerance": t}
 //
@@ -13,12 +13,14 @@
 #pragma once
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/quote.hpp"
 #include "executor.hpp"
 #include "format/json.hpp"
 #include "input.hpp"
@@ -44,16 +46,33 @@ inline kernels::WeightType coarsest_weight_type(const internal::Plan& plan) {
   return out;
 }
 
+// An id as JSON: a number, or beyond +-2^53 (a hashed string's id, say), which a JSON number
+// cannot hold exactly, its decimal digits as a string.
+inline Json id_json(std::int64_t v) {
+  constexpr std::int64_t kExact = std::int64_t{1} << 53;
+  return v >= -kExact && v <= kExact ? Json(v) : Json(std::to_string(v));
+}
+
+inline std::int64_t id_from_json(const Json& x) {
+  if (!x.is_string()) return x.as_int64();
+  const std::string& s = x.as_string();
+  std::int64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty())
+    throw Error("id " + quote(s) + " is not a 64-bit integer");
+  return v;
+}
+
 // The block for `batch`, scored by `run` (a Session of the model to ship, or its Executor).
 inline Json record_selftest(internal::Executor& run, const Batch& batch, float tolerance) {
   if (Status st = run.predict(batch); !st) throw Error(std::string("self-test rows: ") + st.message());
   Json dense = Json::array(), ids = Json::array(), bags = Json::array();
   for (float v : batch.dense) dense.push(Json::from_float(v));
-  for (std::int64_t v : batch.ids) ids.push(v);
+  for (std::int64_t v : batch.ids) ids.push(id_json(v));
   for (const Bag& bag : batch.bags) {
     Json bag_ids = Json::array(), offsets = Json::array();
     const std::uint32_t first = bag.offsets[0];
-    for (std::uint32_t i = first; i < bag.offsets[batch.rows]; ++i) bag_ids.push(bag.ids[i]);
+    for (std::uint32_t i = first; i < bag.offsets[batch.rows]; ++i) bag_ids.push(id_json(bag.ids[i]));
     for (std::size_t r = 0; r <= batch.rows; ++r) offsets.push(bag.offsets[r] - first);
     bags.push(Json::object().set("ids", std::move(bag_ids)).set("offsets", std::move(offsets)));
   }
@@ -85,7 +104,7 @@ inline void check_selftest(const Json& test, const Spec& spec, const internal::P
     };
     auto integers = [](const Json& a) {
       std::vector<std::int64_t> v;
-      for (const Json& x : a.elements()) v.push_back(x.as_int64());
+      for (const Json& x : a.elements()) v.push_back(id_from_json(x));
       return v;
     };
     const std::vector<float> dense = test.find("dense") ? floats(test.at("dense")) : std::vector<float>{};

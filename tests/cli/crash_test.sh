@@ -18,14 +18,10 @@ config=$(realpath "$(dirname "$0")/../../examples/funnel/model.json")
 dir=$(mktemp -d)
 mnt=$dir/small
 trap 'mountpoint -q "$mnt" 2>/dev/null && umount "$mnt"; rm -rf "$dir"' EXIT
+source "$(dirname "$0")/checks.sh"
 cd "$dir"
 echo "seed $seed (tests/cli/crash_test.sh MTLITE $seed reproduces the kill moments)"
 RANDOM=$seed
-fails=0
-check() {  # description, command...
-  local what=$1; shift
-  if "$@" > out.log 2>&1; then echo "ok   $what"; else echo "FAIL $what"; sed 's/^/     /' out.log; fails=$((fails + 1)); fi
-}
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 "$mtlite" synth funnel --rows 2000 --seed 5 --users 500 --items 200 --out all.csv > /dev/null

@@ -9,19 +9,10 @@
 set -euo pipefail
 mtlite=$(realpath "$1")
 config=$(realpath "$(dirname "$0")/../../examples/funnel/model.json")
+source "$(dirname "$0")/checks.sh"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 cd "$dir"
-fails=0
-check() {  # description, command...
-  local what=$1; shift
-  if "$@" > out.log 2>&1; then echo "ok   $what"; else echo "FAIL $what"; sed 's/^/     /' out.log; fails=$((fails + 1)); fi
-}
-fails_with() {  # description, expected message, command...
-  local what=$1 msg=$2; shift 2
-  if "$@" > out.log 2>&1; then echo "FAIL $what: succeeded"; fails=$((fails + 1));
-  elif grep -qF -- "$msg" out.log; then echo "ok   $what"; else echo "FAIL $what: no '$msg' in"; sed 's/^/     /' out.log; fails=$((fails + 1)); fi
-}
 
 "$mtlite" synth funnel --rows 30000 --seed 5 --users 500 --items 200 --out all.csv > /dev/null
 head -1 all.csv > train.csv; head -1 all.csv > valid.csv
@@ -40,6 +31,8 @@ check "same seed and threads -> same model" cmp full.csv again.csv
 check "train with another seed" train --out other.mtl --epochs 1 --threads 2 --seed 8
 "$mtlite" predict other.mtl --data valid.csv --out other.csv > /dev/null
 check "another seed -> another model" bash -c "! cmp -s full.csv other.csv"
+check "--json: the parameter count the text prints, and every epoch's validation metrics" bash -c \
+  "grep -qE '\"parameters\":[1-9][0-9]*,' full.json && [ \$(grep -o '\"valid\":{\"purchase\":{\"labelled\"' full.json | wc -l) -eq 3 ]"
 check "the loss falls over the epochs" awk 'BEGIN { RS = "\"train_loss\":" } NR > 1 { split($0, a, ","); l[NR - 1] = a[1] } END { exit !(l[3] < l[1]) }' full.json
 check "eval of the checkpoint (purchase AUC > 0.6)" bash -c "'$mtlite' eval full.mtl --data valid.csv --json > eval.json && grep -o '\"purchase\":{[^}]*' eval.json | awk -F'\"auc\":' '{ split(\$2, a, \",\"); exit !(a[1] > 0.6) }'"
 check "convert the checkpoint to int8 without auxiliary heads" "$mtlite" convert full.mtl --out int8.mtl --dtype int8 --drop-aux --calib valid.csv

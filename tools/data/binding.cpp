@@ -437,8 +437,29 @@ Json DataBinding::to_json() const {
   return out;
 }
 
+Json DataBinding::model_json(const Spec& spec) const {
+  check(spec);
+  Json out = spec_to_json(spec);
+  Json data = to_json();
+  Json block = Json::object();
+  for (const Json::Member& m : data.items())
+    if (m.first != "features" && m.first != "tasks") block.set(m.first, m.second);
+  out.set("data", std::move(block));
+  // The spec's features and tasks are these bindings', in the same order (check() said so).
+  auto merge = [&](const char* list) {
+    Json& to = *out.find(list);
+    const Json& from = *data.find(list);
+    for (std::size_t i = 0; i < to.size(); ++i)
+      for (const Json::Member& m : from[i].items())
+        if (!to[i].find(m.first)) to[i].set(m.first, m.second);
+  };
+  merge("features");
+  merge("tasks");
+  return out;
+}
+
 const std::set<std::string>& DataBinding::extra_top_keys() {
-  static const std::set<std::string> keys = {"data", "training"};
+  static const std::set<std::string> keys = {"data", "training", "tensors"};
   return keys;
 }
 const std::set<std::string>& DataBinding::extra_feature_keys() { return feature_binding_keys(); }

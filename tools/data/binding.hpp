@@ -130,6 +130,11 @@ struct DataBinding {
   // The stored form, vocabularies and fill values included: what a model file keeps under "data".
   Json to_json() const;
 
+  // model.json in its training form for `spec` and these bindings: the spec's keys, "data", and
+  // every feature's and task's binding keys, vocabularies and fill values included. Once fitted,
+  // from_json() and spec_from_model_json() of it give these bindings and `spec` back, fitted.
+  Json model_json(const Spec& spec) const;
+
   // The spec of a model.json. Features whose size comes from fit() (vocabulary built from the
   // data) get a placeholder size until then; standardize features without stats keep 0 and 1.
   static Spec spec_from_model_json(const Json& model_json);

@@ -101,6 +101,11 @@ class CsvReader {
   std::size_t records() const noexcept { return records_; }
   // Field count of the first record (or of the header); 0 before the first record.
   std::size_t expected_fields() const noexcept { return expected_; }
+  // Lets the next record set the field count again: for a caller that refused the first record
+  // (a comment or a stray line in a file without a header) and skips it.
+  void forget_field_count() noexcept {
+    if (!options_.header) expected_ = 0;
+  }
 
   const std::string& path() const noexcept { return path_; }
   bool gzip() const noexcept { return gzip_; }

@@ -74,7 +74,7 @@ bool RowReader::next() {
       note(e.what());
       continue;
     }
-    if (!bounds_checked_) check_bounds();
+    if (!bounds_checked_ && !check_bounds()) continue;
     if (parse()) {
       ++report.rows;
       return true;
@@ -113,13 +113,18 @@ std::size_t RowReader::resolve(const Column& c, const std::string& who) {
   return col;
 }
 
-void RowReader::check_bounds() {
-  bounds_checked_ = true;
+// Without a header the first record sets the field count; when it is too narrow for the
+// bindings it is a stray line (a comment, say) if rows are skipped, and the next record sets the
+// count instead. With a header, or without skipping, the file cannot be read.
+bool RowReader::check_bounds() {
   const std::size_t fields = csv_.expected_fields();
-  if (width_ > fields)
-    throw Error(csv_.path() + ":" + std::to_string(csv_.line()) + ": " + widest_ +
-                (b_.header ? " (index " + std::to_string(width_ - 1) + ")" : "") +
-                " but the rows have " + std::to_string(fields) + " fields");
+  if (width_ <= fields) return bounds_checked_ = true;
+  const std::string reason = widest_ + (b_.header ? " (index " + std::to_string(width_ - 1) + ")" : "") +
+                             " but the rows have " + std::to_string(fields) + " fields";
+  if (!skip_ || b_.header) throw Error(csv_.path() + ":" + std::to_string(csv_.line()) + ": " + reason);
+  note(csv_.path() + ":" + std::to_string(csv_.line()) + ": " + reason);
+  csv_.forget_field_count();
+  return false;
 }
 
 void RowReader::note(const std::string& message) {

@@ -43,7 +43,7 @@ class RowReader {
 
  private:
   std::size_t resolve(const Column& c, const std::string& who);
-  void check_bounds();
+  bool check_bounds();  // false: the record was skipped
   void note(const std::string& message);
 
   std::string column_name(std::size_t col) const;

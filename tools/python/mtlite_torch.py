@@ -111,6 +111,7 @@ __all__ = [
     "SpecError", "canonical_spec", "parameter_shapes", "MtliteModel", "Mlp", "make_batch",
     "multitask_loss", "export", "load", "write_safetensors", "read_safetensors",
     "hash_string", "mix64", "hash_bucket", "id_of", "ARCHITECTURES", "ACTIVATIONS",
+    "split_model_json", "strip_wrapper_prefixes", "unwrap", "EncodedRows", "RowBatch",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -274,12 +275,65 @@ def _layers(spec_mlp):
     return [(l, "relu") if isinstance(l, int) else (l["units"], l["activation"]) for l in spec_mlp]
 
 
+# model.json's keys beyond the spec (docs/model-json.md): the data bindings mtlite reads CSV
+# rows with, the training block, and the tensors map.
+_BINDING_TOP_KEYS = ("data", "training")
+_BINDING_FEATURE_KEYS = ("column", "missing", "fill", "values", "min_count", "max_size", "list_separator",
+                         "vocabulary")
+_BINDING_TASK_KEYS = ("column", "positive", "threshold", "missing")
+
+
+def split_model_json(doc) -> tuple:
+    """(spec, bindings) of a model.json: the spec's keys alone, and its "data" and "training"
+    blocks and every feature's and task's binding keys as {"data": ..., "training": ...,
+    "features": {name: {key: value}}, "tasks": {name: {key: value}}} (empty parts left out;
+    None when there are none). "tensors" is in neither."""
+    if isinstance(doc, str):
+        doc = json.loads(doc)
+    if not isinstance(doc, dict):
+        raise SpecError(f"spec: expected an object, got {type(doc).__name__}")
+    spec = {k: v for k, v in doc.items() if k not in _BINDING_TOP_KEYS and k != "tensors"}
+    bindings = {k: doc[k] for k in _BINDING_TOP_KEYS if k in doc}
+    for list_key, keys in (("features", _BINDING_FEATURE_KEYS), ("tasks", _BINDING_TASK_KEYS)):
+        items = doc.get(list_key)
+        if not isinstance(items, list):
+            continue
+        stripped, bound = [], {}
+        for item in items:
+            if isinstance(item, dict):
+                extra = {k: item[k] for k in keys if k in item}
+                if extra and isinstance(item.get("name"), str):
+                    bound[item["name"]] = extra
+                item = {k: v for k, v in item.items() if k not in keys}
+            stripped.append(item)
+        spec[list_key] = stripped
+        if bound:
+            bindings[list_key] = bound
+    return spec, (bindings or None)
+
+
+def _with_bindings(spec: dict, bindings) -> dict:
+    """A canonical spec with split_model_json's bindings put back: a model.json mtlite reads rows with."""
+    doc = dict(spec)
+    if not bindings:
+        return doc
+    for k in _BINDING_TOP_KEYS:
+        if k in bindings:
+            doc[k] = bindings[k]
+    for list_key in ("features", "tasks"):
+        bound = bindings.get(list_key, {})
+        doc[list_key] = [dict(item, **bound.get(item["name"], {})) for item in spec[list_key]]
+    return doc
+
+
 def canonical_spec(spec: dict) -> dict:
     """Validates a spec in the JSON form and returns it with every default written out (a new
     dict; MLP layers as an integer for relu, {"units", "activation"} otherwise). A model.json's
-    "tensors" key is ignored here. Raises SpecError naming the field at fault."""
+    other keys ("tensors", "data", "training" and the binding keys of features and tasks; see
+    split_model_json) are ignored here. Raises SpecError naming the field at fault."""
     if isinstance(spec, str):
         spec = json.loads(spec)
+    spec, _ = split_model_json(spec)
     _keys(spec, "spec", {"architecture", "features", "tasks", "bottom", "experts", "expert",
                          "levels", "esmm", "tensors"}, ("architecture", "features", "tasks"))
     arch = _enum(spec["architecture"], "architecture", ARCHITECTURES)
@@ -540,6 +594,8 @@ class MtliteModel(nn.Module):
     def __init__(self, spec, seed: int = 0, bias_range: float = 0.0):
         super().__init__()
         self.spec = canonical_spec(spec)
+        # A model.json's data bindings (from `mtlite encode`): export() writes them back.
+        self.bindings = split_model_json(spec)[1]
         spec = self.spec
         self.output_names = output_names(spec)
         self._features = spec["features"]
@@ -617,18 +673,36 @@ class MtliteModel(nn.Module):
             (name, have[name].detach().to(torch.float32)) for name in parameter_shapes(self.spec))
 
     def load_mtlite_state_dict(self, weights: dict):
-        """Loads {mtlite name: tensor}; every parameter must be present with its shape."""
+        """Loads {mtlite name: tensor}; every parameter must be present with its shape. Keys may
+        carry the prefixes of DistributedDataParallel ("module.") and torch.compile ("_orig_mod.")."""
+        weights = strip_wrapper_prefixes(weights)
         have = self._mtlite_params()
         missing = sorted(set(have) - set(weights))
         extra = sorted(set(weights) - set(have))
         if missing or extra:
-            raise KeyError(f"mtlite weights: missing {missing}, unexpected {extra}")
+            raise KeyError(f"mtlite weights: {_name_list('missing', missing)}{_name_list('unexpected', extra)}".rstrip("; "))
         with torch.no_grad():
             for name, p in have.items():
                 t = torch.as_tensor(weights[name])
                 if tuple(t.shape) != tuple(p.shape):
                     raise ValueError(f"mtlite weights: {name} has shape {tuple(t.shape)}, expected {tuple(p.shape)}")
                 p.copy_(t)
+
+    def load_state_dict(self, state_dict, strict: bool = True):
+        """nn.Module.load_state_dict, for a state dict saved from this model or from a
+        DistributedDataParallel or torch.compile wrapper of it: their "module." and "_orig_mod."
+        prefixes are stripped. Errors name the first few missing and unexpected keys."""
+        state_dict = strip_wrapper_prefixes(state_dict)
+        if strict:
+            have = set(self.state_dict())
+            missing, extra = sorted(have - set(state_dict)), sorted(set(state_dict) - have)
+            if missing or extra:
+                raise KeyError(f"state dict: {_name_list('missing', missing)}{_name_list('unexpected', extra)}".rstrip("; "))
+            for key, p in self.state_dict().items():
+                if tuple(state_dict[key].shape) != tuple(p.shape):
+                    raise ValueError(f"state dict: {key} has shape {tuple(state_dict[key].shape)}, "
+                                     f"the model's is {tuple(p.shape)}")
+        return super().load_state_dict(state_dict, strict)
 
     @torch.no_grad()
     def reset_parameters(self, seed: int = 0, bias_range: float = 0.0):
@@ -756,6 +830,47 @@ class MtliteModel(nn.Module):
         return out
 
 
+def _name_list(what, names, shown=5):
+    if not names:
+        return ""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"{what} {', '.join(repr(n) for n in names[:shown])}{more}; "
+
+
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def strip_wrapper_prefixes(state_dict) -> "collections.OrderedDict":
+    """The state dict with the key prefixes that wrappers add removed, however nested:
+    "module." (DistributedDataParallel, DataParallel) and "_orig_mod." (torch.compile)."""
+    out = collections.OrderedDict()
+    for key, value in state_dict.items():
+        name = key
+        while name.startswith(_WRAPPER_PREFIXES):
+            name = name.split(".", 1)[1]
+        if name in out:
+            raise KeyError(f"state dict: two keys name {name!r} once their wrapper prefixes are removed")
+        out[name] = value
+    return out
+
+
+def unwrap(model) -> "MtliteModel":
+    """The MtliteModel inside DistributedDataParallel, DataParallel (.module) and torch.compile
+    (._orig_mod) wrappers, however nested; the model itself when it is one."""
+    inner = model
+    for _ in range(16):
+        if isinstance(inner, MtliteModel):
+            return inner
+        if isinstance(inner, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            inner = inner.module
+        elif isinstance(getattr(inner, "_orig_mod", None), nn.Module):
+            inner = inner._orig_mod
+        else:
+            break
+    raise TypeError(f"expected an MtliteModel, or a DistributedDataParallel, DataParallel or torch.compile "
+                    f"wrapper of one; got {type(model).__name__}")
+
+
 def make_batch(spec, rows):
     """(dense, ids, bags) in mtlite's layout from rows given as {feature name: value}: a float for
     a dense feature, an int or (hashed features) a str for a categorical one, a list of those for
@@ -834,7 +949,7 @@ def multitask_loss(spec, outputs, labels, masks=None, sample_weight=None):
 # safetensors, written directly.
 
 _DTYPES = {"F32": (torch.float32, 4), "F16": (torch.float16, 2), "BF16": (torch.bfloat16, 2),
-           "F64": (torch.float64, 8)}
+           "F64": (torch.float64, 8), "I64": (torch.int64, 8), "U8": (torch.uint8, 1)}
 
 
 def _tensor_bytes(t: torch.Tensor) -> bytes:
@@ -870,9 +985,10 @@ def write_safetensors(path, tensors, metadata=None):
             f.write(b)
 
 
-def read_safetensors(path):
-    """({name: tensor (float32)}, metadata) from a .safetensors file with F32/F16/BF16/F64
-    tensors (a convenience reader: mtlite's own, offline/convert/safetensors.hpp, is the strict one)."""
+def read_safetensors(path, as_float: bool = True):
+    """({name: tensor}, metadata) from a .safetensors file with F32/F16/BF16/F64 tensors, as
+    float32, or (as_float=False) also I64 and U8 ones, each in its own dtype (a convenience
+    reader: mtlite's own, offline/convert/safetensors.hpp, is the strict one)."""
     with open(path, "rb") as f:
         blob = f.read()
     if len(blob) < 8:
@@ -885,6 +1001,8 @@ def read_safetensors(path):
     metadata = header.pop("__metadata__", {})
     out = collections.OrderedDict()
     for name, info in header.items():
+        if info["dtype"] not in _DTYPES or (as_float and not _DTYPES[info["dtype"]][0].is_floating_point):
+            raise ValueError(f"{path}: tensor {name!r} has dtype {info['dtype']}, which this reader does not take")
         dtype, size = _DTYPES[info["dtype"]]
         begin, end = info["data_offsets"]
         numel = math.prod(info["shape"])
@@ -893,18 +1011,26 @@ def read_safetensors(path):
         t = torch.frombuffer(bytearray(data[begin:end]), dtype=dtype) if numel else torch.empty(0, dtype=dtype)
         if sys.byteorder == "big":
             raise NotImplementedError("read_safetensors: big-endian hosts")
-        out[name] = t.reshape(info["shape"]).to(torch.float32)
+        t = t.reshape(info["shape"])
+        out[name] = t.to(torch.float32) if as_float else t
     return out, metadata
 
 
 def export(model: MtliteModel, spec=None, path_prefix=None, metadata=None):
     """Writes <prefix>.safetensors (every parameter as F32 under its mtlite name, in mtlite's
-    order) and <prefix>.json (the canonical spec plus "tensors", the identity map here).
-    spec, when given, must be the model's spec. Returns (json path, safetensors path)."""
+    order) and <prefix>.json (the canonical spec plus "tensors", the identity map here, plus the
+    data bindings of the model.json the model was built from, or of `spec`, when it has them:
+    `mtlite convert --calib`, `eval` and `predict` then read raw CSV rows for it). model may be
+    wrapped in DistributedDataParallel, DataParallel or torch.compile. spec, when given, must be
+    the model's spec. Returns (json path, safetensors path)."""
     if path_prefix is None:
         raise TypeError("export: path_prefix is required")
-    if spec is not None and canonical_spec(spec) != model.spec:
-        raise ValueError("export: the spec given is not the model's spec")
+    model = unwrap(model)
+    bindings = model.bindings
+    if spec is not None:
+        if canonical_spec(spec) != model.spec:
+            raise ValueError("export: the spec given is not the model's spec")
+        bindings = split_model_json(spec)[1] or bindings
     path_prefix = os.fspath(path_prefix)
     weights = model.mtlite_state_dict()
     for name, t in weights.items():
@@ -914,7 +1040,7 @@ def export(model: MtliteModel, spec=None, path_prefix=None, metadata=None):
     meta.update(metadata or {})
     st_path, json_path = path_prefix + ".safetensors", path_prefix + ".json"
     write_safetensors(st_path, weights, meta)
-    doc = dict(model.spec)
+    doc = _with_bindings(model.spec, bindings)
     doc["tensors"] = collections.OrderedDict((name, name) for name in weights)
     with open(json_path, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=2, ensure_ascii=False, allow_nan=False)
@@ -937,3 +1063,75 @@ def load(path_prefix) -> MtliteModel:
             raise KeyError(f"tensors: {name!r} maps to {stored!r}, which the file does not hold")
     model.load_mtlite_state_dict({name: tensors[stored] for name, stored in mapping.items()})
     return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows encoded by `mtlite encode`: the ids and values mtlite's own data layer reads from CSV.
+
+RowBatch = collections.namedtuple("RowBatch", "dense ids bags labels masks weights groups")
+RowBatch.__doc__ = """Rows of EncodedRows: model(batch.dense, batch.ids, batch.bags) scores them and
+multitask_loss(spec, outputs, batch.labels, batch.masks, batch.weights) is their loss. labels and
+masks are {task name: Tensor[B]} (float32; mask 1 = labelled), weights float32 [B], groups int64 [B]."""
+
+
+class EncodedRows(torch.utils.data.Dataset):
+    """One DIR/NAME.safetensors that `mtlite encode` wrote: a file's rows read by the data layer
+    of `mtlite train`, `eval` and `predict` (vocabularies, fill values, hashing, bags), so that a
+    model trained on them sees exactly the ids and values that the runtime will feed it. Train the
+    model built from DIR/model.json (MtliteModel(json.load(...))) on them, and export() writes
+    that file's bindings back beside the weights.
+
+    An index dataset: rows[i] is i, and batch(indices) (the collate_fn) gathers a RowBatch, so a
+    DataLoader with any sampler (DistributedSampler included) yields whole batches cheaply:
+
+        rows = mt.EncodedRows("enc/train.safetensors", spec)
+        loader = DataLoader(rows, batch_size=256, shuffle=True, collate_fn=rows.batch)
+
+    spec, when given, must have the features and tasks of the file (names and order)."""
+
+    def __init__(self, path, spec=None):
+        path = os.fspath(path)
+        tensors, meta = read_safetensors(path, as_float=False)
+        if meta.get("format") != "mtlite-rows" or meta.get("version") != "1":
+            raise ValueError(f"{path}: not rows written by mtlite encode (format 'mtlite-rows', version 1)")
+        self.path = path
+        self.names = {k: json.loads(meta[k]) for k in ("dense", "categorical", "multi_hot", "tasks")}
+        self.dense, self.ids = tensors["dense"], tensors["ids"]
+        self.bags = [(tensors[f"bag.{n}.ids"], tensors[f"bag.{n}.offsets"]) for n in self.names["multi_hot"]]
+        self.labels, self.mask = tensors["labels"], tensors["mask"]
+        self.weights, self.groups = tensors["weights"], tensors["groups"]
+        if spec is not None:
+            self.check(spec)
+
+    def check(self, spec):
+        """Raises ValueError unless `spec` (a spec or model.json) has this file's features and tasks."""
+        spec = canonical_spec(spec)
+        want = {kind: [f["name"] for f in spec["features"] if f["kind"] == kind]
+                for kind in ("dense", "categorical", "multi_hot")}
+        want["tasks"] = [t["name"] for t in spec["tasks"]]
+        for kind, names in want.items():
+            if names != self.names[kind]:
+                raise ValueError(f"{self.path}: its {kind} columns are {self.names[kind]}, the spec's {names}")
+
+    def __len__(self):
+        return self.dense.shape[0]
+
+    def __getitem__(self, i):
+        return i
+
+    def batch(self, indices) -> RowBatch:
+        """The rows at `indices` (any order, repeats allowed) as a RowBatch."""
+        idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+        bags = []
+        for bag_ids, offsets in self.bags:
+            start, length = offsets[idx], offsets[idx + 1] - offsets[idx]
+            new_offsets = torch.zeros(len(idx) + 1, dtype=torch.int64)
+            torch.cumsum(length, 0, out=new_offsets[1:])
+            # item j of the batch's bag list comes from start[row] + (j - new_offsets[row])
+            src = torch.repeat_interleave(start - new_offsets[:-1], length) + torch.arange(int(new_offsets[-1]))
+            bags.append((bag_ids[src], new_offsets))
+        labels, mask = self.labels[idx], self.mask[idx].to(torch.float32)
+        tasks = self.names["tasks"]
+        return RowBatch(self.dense[idx], self.ids[idx], bags,
+                        {t: labels[:, k] for k, t in enumerate(tasks)}, {t: mask[:, k] for k, t in enumerate(tasks)},
+                        self.weights[idx], self.groups[idx])

@@ -35,9 +35,9 @@ inline kernels::WeightType weight_type(DType d) {
 // The byte size a tensor must have, after its dtype/layout combination was accepted.
 inline void check_bytes(const std::string& name, const TensorRef& t) {
   const auto want = tensor_bytes(t.dtype, t.layout, t.shape);
-  if (!want) throw Error("tensor '" + name + "': " + describe(t) + " is not a valid combination");
+  if (!want) throw TensorError(name, describe(t) + " is not a valid combination");
   if (*want != t.bytes)
-    throw Error("tensor '" + name + "': holds " + std::to_string(t.bytes) + " bytes, " + describe(t) +
+    throw TensorError(name, "holds " + std::to_string(t.bytes) + " bytes, " + describe(t) +
                 " needs " + std::to_string(*want));
 }
 
@@ -45,7 +45,7 @@ inline void check_bytes(const std::string& name, const TensorRef& t) {
 // exponent of all ones is Inf or NaN, in f32 and f16 alike.
 inline void check_finite(const std::string& name, const TensorRef& t) {
   auto bad = [&](std::uint64_t i) {
-    throw Error("tensor '" + name + "': non-finite value at element " + std::to_string(i));
+    throw TensorError(name, "non-finite value at element " + std::to_string(i));
   };
   if (t.dtype == DType::f32) {
     const std::uint64_t n = t.bytes / 4;
@@ -89,7 +89,7 @@ class Binder {
       const TensorRef& t = require(p.name);
       expected.insert(p.name);
       if (t.shape != p.shape)
-        throw Error("tensor '" + p.name + "': shape " + shape_string(t.shape) + ", the spec needs " +
+        throw TensorError(p.name, "shape " + shape_string(t.shape) + ", the spec needs " +
                     shape_string(p.shape));
       const bool ok =
           p.role == ParamInfo::Role::embedding
@@ -100,7 +100,7 @@ class Binder {
               : (t.dtype == DType::f32 && (t.layout == Layout::plain || t.layout == Layout::panels16)) ||
                     (t.dtype == DType::f16 && t.layout == Layout::panels16) ||
                     (t.dtype == DType::i8 && t.layout == Layout::panels16x4);
-      if (!ok) throw Error("tensor '" + p.name + "': " + describe(t) + " is not allowed for a " + role_name(p.role));
+      if (!ok) throw TensorError(p.name, describe(t) + " is not allowed for a " + role_name(p.role));
       check_bytes(p.name, t);
       check_finite(p.name, t);
       if (p.role == ParamInfo::Role::weight) {
@@ -108,13 +108,13 @@ class Binder {
         types_[prefix] = weight_type(t.dtype);
         if (t.dtype == DType::i8) {
           if (p.shape[1] > kernels::kMaxI8Inputs)
-            throw Error("tensor '" + p.name + "': i8 layers take at most " +
+            throw TensorError(p.name, "i8 layers take at most " +
                         std::to_string(kernels::kMaxI8Inputs) + " inputs");
           const std::string sname = p.name + ".scale";
           const TensorRef& s = require(sname);
           expected.insert(sname);
           if (s.dtype != DType::f32 || s.layout != Layout::padded16 || s.shape != std::vector<std::uint64_t>{p.shape[0]})
-            throw Error("tensor '" + sname + "': " + describe(s) + ", needs f32 padded16 [" +
+            throw TensorError(sname, describe(s) + ", needs f32 padded16 [" +
                         std::to_string(p.shape[0]) + "]");
           check_bytes(sname, s);
           check_finite(sname, s);

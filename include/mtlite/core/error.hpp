@@ -15,6 +15,20 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
+// An Error about one tensor, by mtlite's name for it: "tensor '<name>': <problem>". A caller that
+// knows the tensor by another name (a weights file's own, through model.json's "tensors") can
+// say both.
+class TensorError : public Error {
+ public:
+  TensorError(const std::string& tensor, const std::string& problem)
+      : Error("tensor '" + tensor + "': " + problem), tensor_(tensor), problem_(problem) {}
+  const std::string& tensor() const noexcept { return tensor_; }
+  const std::string& problem() const noexcept { return problem_; }
+
+ private:
+  std::string tensor_, problem_;
+};
+
 enum class StatusCode {
   ok = 0,
   too_many_rows,   // more rows than the Session was made for

@@ -341,36 +341,60 @@ inline SafetensorsFile parse_safetensors_file(const std::string& path) {
 
 inline Weights read_safetensors(const std::string& path) { return parse_safetensors_file(path).tensors; }
 
-// The bytes of a .safetensors file holding `names` of `weights` as F32 tensors, in that order,
-// the header padded with spaces to a multiple of 8 bytes (so that the data is aligned), no
-// metadata. A name that `weights` does not hold is an error.
-inline std::vector<unsigned char> safetensors_bytes(const Weights& weights, const std::vector<std::string>& names) {
+// One tensor a .safetensors file declares: its dtype as the format names it ("F32", "I64", "U8"),
+// the size of one element, and its shape.
+struct SafetensorsDecl {
+  std::string name;
+  const char* dtype;
+  std::uint64_t item_size;
+  std::vector<std::uint64_t> shape;
+
+  std::uint64_t bytes() const noexcept {
+    std::uint64_t n = item_size;
+    for (std::uint64_t d : shape) n *= d;
+    return n;
+  }
+};
+
+// The start of a .safetensors file holding `tensors` back to back in that order: the 8-byte
+// little-endian header length, then the header, with `metadata` (string values) as
+// "__metadata__" unless empty, padded with spaces to a multiple of 8 bytes so that the data is
+// aligned. The tensors' bytes follow, little-endian, row-major.
+inline std::string safetensors_header(const std::vector<SafetensorsDecl>& tensors,
+                                      const Json& metadata = Json::object()) {
   std::string header = "{";
+  if (!metadata.items().empty()) header += "\"__metadata__\":" + metadata.dump();
   std::uint64_t offset = 0;
-  for (const std::string& name : names) {
-    const auto it = weights.find(name);
-    if (it == weights.end()) throw Error("safetensors: no tensor " + quote(name) + " to write");
+  for (const SafetensorsDecl& t : tensors) {
     std::string shape;
-    for (std::uint64_t d : it->second.shape) shape += (shape.empty() ? "" : ",") + std::to_string(d);
-    const std::uint64_t bytes = it->second.data.size() * sizeof(float);
-    header += (header.size() > 1 ? "," : "") + Json(name).dump() + ":{\"dtype\":\"F32\",\"shape\":[" +
-              shape + "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + bytes) + "]}";
-    offset += bytes;
+    for (std::uint64_t d : t.shape) shape += (shape.empty() ? "" : ",") + std::to_string(d);
+    header += (header.size() > 1 ? "," : "") + Json(t.name).dump() + ":{\"dtype\":\"" + t.dtype + "\",\"shape\":[" +
+              shape + "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + t.bytes()) + "]}";
+    offset += t.bytes();
   }
   header += "}";
   header.append((8 - header.size() % 8) % 8, ' ');
-  std::vector<unsigned char> out;
-  out.reserve(8 + header.size() + offset);
-  auto put_le = [&](std::uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i) out.push_back(static_cast<unsigned char>(v >> (8 * i)));
-  };
-  put_le(header.size(), 8);
-  out.insert(out.end(), header.begin(), header.end());
+  std::string out;
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(static_cast<std::uint64_t>(header.size()) >> (8 * i)));
+  return out + header;
+}
+
+// The bytes of a .safetensors file holding `names` of `weights` as F32 tensors, in that order,
+// no metadata. A name that `weights` does not hold is an error.
+inline std::vector<unsigned char> safetensors_bytes(const Weights& weights, const std::vector<std::string>& names) {
+  std::vector<SafetensorsDecl> decls;
+  for (const std::string& name : names) {
+    const auto it = weights.find(name);
+    if (it == weights.end()) throw Error("safetensors: no tensor " + quote(name) + " to write");
+    decls.push_back({name, "F32", sizeof(float), it->second.shape});
+  }
+  const std::string header = safetensors_header(decls);
+  std::vector<unsigned char> out(header.begin(), header.end());
   for (const std::string& name : names)
     for (float v : weights.at(name).data) {
       std::uint32_t u;
       std::memcpy(&u, &v, sizeof u);
-      put_le(u, 4);
+      for (int i = 0; i < 4; ++i) out.push_back(static_cast<unsigned char>(u >> (8 * i)));
     }
   return out;
 }
