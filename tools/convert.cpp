@@ -4,6 +4,7 @@
 #include <mtlite/offline/convert/convert.hpp>
 #include <mtlite/offline/random_inputs.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -32,7 +33,7 @@ const cli::Command kCommand{
         {"drop-aux", nullptr, "remove auxiliary tasks: their towers and whatever only they use"},
         {"calib", "DATA",
          "rows (CSV/TSV, plain or gzip, read with the model's data binding) on which to report, per task, the "
-         "largest score change and the AUC change; the first rows become the file's self-test"},
+         "per-row score change (median, p99, max) and the AUC change; the first rows become the file's self-test"},
         {"selftest-rows", "N", "rows kept as the self-test", "4"},
         {"json", nullptr, "print one JSON object"},
     }};
@@ -62,7 +63,7 @@ mtlite::ConvertOptions convert_options(const cli::Args& args) {
 
 struct TaskCost {
   std::string output;
-  double max_abs_diff = 0;
+  double median_abs_diff = 0, p99_abs_diff = 0, max_abs_diff = 0;  // per-row |converted - float|
   double auc_float = NAN, auc_converted = NAN;
 };
 
@@ -75,7 +76,11 @@ struct Calibration {
   mtlite::Json costs_json() const {
     mtlite::Json out = mtlite::Json::array();
     for (const TaskCost& c : costs) {
-      mtlite::Json j = mtlite::Json::object().set("output", c.output).set("max_abs_diff", c.max_abs_diff);
+      mtlite::Json j = mtlite::Json::object()
+                           .set("output", c.output)
+                           .set("median_abs_diff", c.median_abs_diff)
+                           .set("p99_abs_diff", c.p99_abs_diff)
+                           .set("max_abs_diff", c.max_abs_diff);
       if (!std::isnan(c.auc_float))
         j.set("auc_float", c.auc_float).set("auc_converted", c.auc_converted).set("auc_change", c.auc_converted - c.auc_float);
       out.push(std::move(j));
@@ -84,7 +89,15 @@ struct Calibration {
   }
 };
 
-// Every output's largest score change, and for a task's binary output the AUC before and after.
+// The q-quantile of `v` by nearest rank (v reordered; not empty).
+double quantile(std::vector<double>& v, double q) {
+  const auto k = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size()))) - (q > 0 ? 1 : 0);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
+
+// Every output's score changes per row (median, p99, max), and for a task's binary output the
+// AUC before and after.
 std::vector<TaskCost> task_costs(const mtlite::Model& float_model, const mtlite::Model& model,
                                  const mtlite::data::Dataset& rows) {
   const auto before = cli::score_dataset(float_model, rows);
@@ -94,8 +107,11 @@ std::vector<TaskCost> task_costs(const mtlite::Model& float_model, const mtlite:
     TaskCost c;
     c.output = model.output_name(o);
     const auto fo = static_cast<std::size_t>(float_model.output_index(c.output));
-    for (std::size_t r = 0; r < rows.rows; ++r)
-      c.max_abs_diff = std::max(c.max_abs_diff, static_cast<double>(std::fabs(after[o][r] - before[fo][r])));
+    std::vector<double> diff(rows.rows);
+    for (std::size_t r = 0; r < rows.rows; ++r) diff[r] = std::fabs(static_cast<double>(after[o][r]) - before[fo][r]);
+    c.max_abs_diff = *std::max_element(diff.begin(), diff.end());
+    c.p99_abs_diff = quantile(diff, 0.99);
+    c.median_abs_diff = quantile(diff, 0.5);
     const int task = model.spec().output_task(o);
     if (task >= 0 && model.spec().output_binary(o)) {
       const cli::TaskColumn t = cli::task_column(rows, static_cast<std::size_t>(task));
@@ -185,13 +201,13 @@ void print_text(const Written& w, const cli::Args& args, const mtlite::Model& mo
   std::printf("\n");
   if (calib) {
     std::printf("\ncalibration on %zu rows of %s\n", calib->rows.rows, calib->path.c_str());
-    std::printf("  %-20s %14s %12s %12s %12s\n", "output", "max |diff|", "AUC float", "AUC conv.", "AUC change");
+    std::printf("  %-20s %26s %12s %12s %12s\n", "output", "|diff| median / p99 / max", "AUC float", "AUC conv.",
+                "AUC change");
     for (const TaskCost& c : calib->costs) {
-      if (std::isnan(c.auc_float))
-        std::printf("  %-20s %14.6f\n", c.output.c_str(), c.max_abs_diff);
-      else
-        std::printf("  %-20s %14.6f %12.6f %12.6f %+12.6f\n", c.output.c_str(), c.max_abs_diff, c.auc_float,
-                    c.auc_converted, c.auc_converted - c.auc_float);
+      std::printf("  %-20s %8.6f %8.6f %8.6f", c.output.c_str(), c.median_abs_diff, c.p99_abs_diff, c.max_abs_diff);
+      if (!std::isnan(c.auc_float))
+        std::printf(" %12.6f %12.6f %+12.6f", c.auc_float, c.auc_converted, c.auc_converted - c.auc_float);
+      std::printf("\n");
     }
   }
   std::printf("self-test: %zu rows embedded and passed on reload (%.2f s)\n", w.test_rows, w.seconds);

@@ -36,6 +36,9 @@ check "--json: the parameter count the text prints, and every epoch's validation
 check "the loss falls over the epochs" awk 'BEGIN { RS = "\"train_loss\":" } NR > 1 { split($0, a, ","); l[NR - 1] = a[1] } END { exit !(l[3] < l[1]) }' full.json
 check "eval of the checkpoint (purchase AUC > 0.6)" bash -c "'$mtlite' eval full.mtl --data valid.csv --json > eval.json && grep -o '\"purchase\":{[^}]*' eval.json | awk -F'\"auc\":' '{ split(\$2, a, \",\"); exit !(a[1] > 0.6) }'"
 check "convert the checkpoint to int8 without auxiliary heads" "$mtlite" convert full.mtl --out int8.mtl --dtype int8 --drop-aux --calib valid.csv
+check "--calib --json: per-row |diff| median <= p99 <= max, for every output" bash -c \
+  "'$mtlite' convert full.mtl --out int8b.mtl --dtype int8 --calib valid.csv --json | grep -o '\"median_abs_diff\":[^,]*,\"p99_abs_diff\":[^,]*,\"max_abs_diff\":[^,}]*' |
+   tr ':,' '  ' | awk '{ n++; if (!(\$2 <= \$4 && \$4 <= \$6 && \$6 > 0)) bad++ } END { exit !(n == 3 && !bad) }'"
 check "eval of the converted model" bash -c "'$mtlite' eval int8.mtl --data valid.csv | grep -q 'purchase'"
 check "predict with the converted model: header and rows" bash -c "'$mtlite' predict int8.mtl --data valid.csv --out int8.csv && head -1 int8.csv | grep -qx 'group,purchase' && [ \$(wc -l < int8.csv) -eq \$(wc -l < valid.csv) ]"
 check "gate diagnostics and affinity are printed" bash -c "$(declare -f train); mtlite='$mtlite' config='$config'; train --out aff.mtl --epochs 1 --affinity --affinity-every 20 | grep -q 'best grouping' && train --out aff.mtl --epochs 1 | grep -q 'gates on the validation rows'"
