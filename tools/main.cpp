@@ -18,7 +18,7 @@ struct Command {
 
 const Command kCommands[] = {
     {"train", cmd_train, "train a multi-task model on CSV data; writes a float model file (a checkpoint)"},
-    {"eval", cmd_eval, "a model's quality on labelled CSV rows: AUC, log loss, RMSE, gAUC, NDCG@10"},
+    {"eval", cmd_eval, "a model's quality on labelled CSV rows: AUC, log loss, RMSE, gAUC, NDCG@k"},
     {"predict", cmd_predict, "score CSV rows with a model; writes one CSV line of scores per row"},
     {"convert", cmd_convert, "float weights -> a deployable model file: f32, f16 or int8, with a self-test"},
     {"encode", cmd_encode, "CSV rows as tensors, encoded as mtlite reads them, for training in PyTorch"},

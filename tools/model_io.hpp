@@ -214,7 +214,8 @@ struct OutputMetrics {
   bool binary = true;
   std::size_t labelled = 0;
   std::size_t positives = 0;  // binary: labelled rows with label 1
-  double auc = NAN, log_loss = NAN, rmse = NAN, gauc = NAN, ndcg10 = NAN;
+  std::size_t ndcg_k = 10;  // the k of ndcg
+  double auc = NAN, log_loss = NAN, rmse = NAN, gauc = NAN, ndcg = NAN;
 
   // A binary output whose labelled rows are all of one class, so that its AUC is undefined:
   // "all 812 labelled rows have label 0", else empty.
@@ -235,7 +236,7 @@ struct OutputMetrics {
     put("log_loss", log_loss);
     put("rmse", rmse);
     put("gauc", gauc);
-    put("ndcg@10", ndcg10);
+    put(("ndcg@" + std::to_string(ndcg_k)).c_str(), ndcg);
     return j;
   }
   // "auc 0.9512  logloss 0.1234" and so on.
@@ -251,7 +252,7 @@ struct OutputMetrics {
     put("logloss", log_loss);
     put("rmse", rmse);
     put("gauc", gauc);
-    put("ndcg@10", ndcg10);
+    put(("ndcg@" + std::to_string(ndcg_k)).c_str(), ndcg);
     if (!one_class().empty()) s += (s.empty() ? "" : "  ") + std::string("auc undefined: ") + one_class();
     return s.empty() ? "no labelled rows" : s;
   }
@@ -274,12 +275,13 @@ inline std::vector<OutputMetrics> label_counts(const mtlite::Spec& spec, const m
 }
 
 // Metrics of every output of `spec` from scores[output][row] on `data`; `grouped` when the data
-// has a group column.
+// has a group column (then gAUC and NDCG@ndcg_k too).
 inline std::vector<OutputMetrics> evaluate(const mtlite::Spec& spec, const std::vector<std::vector<float>>& scores,
-                                           const mtlite::data::Dataset& data, bool grouped) {
+                                           const mtlite::data::Dataset& data, bool grouped, std::size_t ndcg_k = 10) {
   std::vector<OutputMetrics> out = label_counts(spec, data);
   for (std::size_t o = 0; o < spec.num_outputs(); ++o) {
     OutputMetrics& m = out[o];
+    m.ndcg_k = ndcg_k;
     if (m.labelled == 0) continue;
     const TaskColumn c = output_column(spec, data, o);
     if (m.binary) {
@@ -287,12 +289,48 @@ inline std::vector<OutputMetrics> evaluate(const mtlite::Spec& spec, const std::
       m.log_loss = mtlite::log_loss(scores[o], c.labels, data.weights, c.mask);
       if (grouped) {
         m.gauc = mtlite::gauc(scores[o], c.labels, data.groups, data.weights, c.mask).value;
-        m.ndcg10 = mtlite::ndcg_at(10, scores[o], c.labels, data.groups, c.mask).value;
+        m.ndcg = mtlite::ndcg_at(ndcg_k, scores[o], c.labels, data.groups, c.mask).value;
       }
     } else {
       m.rmse = mtlite::rmse(scores[o], c.labels, data.weights, c.mask);
     }
   }
+  return out;
+}
+
+// One output's scores ranking the rows of each group, judged by another output's labels as
+// binary relevance (rank by predicted rating, relevance = liked): NDCG@k and gAUC over the rows
+// where the relevance is labelled.
+struct Ranking {
+  std::string by, relevance;
+  std::size_t k = 10, groups = 0;
+  double ndcg = NAN, gauc = NAN;
+
+  mtlite::Json to_json() const {
+    mtlite::Json j = mtlite::Json::object().set("rank_by", by).set("relevance", relevance).set("groups", groups);
+    if (!std::isnan(ndcg)) j.set("ndcg@" + std::to_string(k), ndcg);
+    if (!std::isnan(gauc)) j.set("gauc", gauc);
+    return j;
+  }
+};
+
+inline Ranking rank_metrics(const mtlite::Spec& spec, const std::vector<std::vector<float>>& scores,
+                            const mtlite::data::Dataset& data, const std::string& by, const std::string& relevance,
+                            std::size_t k) {
+  auto output = [&](const std::string& name, const char* option) {
+    for (std::size_t o = 0; o < spec.num_outputs(); ++o)
+      if (spec.output_name(o) == name) return o;
+    throw mtlite::Error(std::string("--") + option + ": the model has no output '" + name + "'");
+  };
+  const std::size_t b = output(by, "rank-by"), r = output(relevance, "relevance");
+  if (!spec.output_binary(r))
+    throw mtlite::Error("--relevance: output '" + relevance + "' is a regression; relevance must be a binary label");
+  const TaskColumn c = output_column(spec, data, r);
+  Ranking out{by, relevance, k};
+  const mtlite::GroupMetric n = mtlite::ndcg_at(k, scores[b], c.labels, data.groups, c.mask);
+  out.ndcg = n.value;
+  out.groups = n.groups;
+  out.gauc = mtlite::gauc(scores[b], c.labels, data.groups, data.weights, c.mask).value;
   return out;
 }
 

@@ -35,6 +35,13 @@ check "--json: the parameter count the text prints, and every epoch's validation
   "grep -qE '\"parameters\":[1-9][0-9]*,' full.json && [ \$(grep -o '\"valid\":{\"purchase\":{\"labelled\"' full.json | wc -l) -eq 3 ]"
 check "the loss falls over the epochs" awk 'BEGIN { RS = "\"train_loss\":" } NR > 1 { split($0, a, ","); l[NR - 1] = a[1] } END { exit !(l[3] < l[1]) }' full.json
 check "eval of the checkpoint (purchase AUC > 0.6)" bash -c "'$mtlite' eval full.mtl --data valid.csv --json > eval.json && grep -o '\"purchase\":{[^}]*' eval.json | awk -F'\"auc\":' '{ split(\$2, a, \",\"); exit !(a[1] > 0.6) }'"
+check "eval --ndcg-k 5 --rank-by: one output ranked by its own label equals its own NDCG@5 and gAUC" bash -c \
+  "'$mtlite' eval full.mtl --data valid.csv --ndcg-k 5 --rank-by purchase --relevance purchase --json > rank.json &&
+   own=\$(grep -o '\"purchase\":{[^}]*' rank.json | grep -o '\"gauc\":[^,]*,\"ndcg@5\":[0-9.e-]*') &&
+   ranked=\$(grep -o '\"ranking\":{[^}]*' rank.json | grep -o '\"ndcg@5\":[0-9.e-]*,\"gauc\":[0-9.e-]*') &&
+   [ -n \"\$own\" ] && [ \"\${own#*,}\" = \"\${ranked%,*}\" ] && [ \"\${own%,*}\" = \"\${ranked#*,}\" ]"
+check "eval --rank-by click --relevance purchase: a ranking over the groups" bash -c \
+  "'$mtlite' eval full.mtl --data valid.csv --rank-by click --relevance purchase | grep -q 'ranked by click, relevance purchase: ndcg@10 0\.'"
 check "convert the checkpoint to int8 without auxiliary heads" "$mtlite" convert full.mtl --out int8.mtl --dtype int8 --drop-aux --calib valid.csv
 check "--calib --json: per-row |diff| median <= p99 <= max, for every output" bash -c \
   "'$mtlite' convert full.mtl --out int8b.mtl --dtype int8 --calib valid.csv --json | grep -o '\"median_abs_diff\":[^,]*,\"p99_abs_diff\":[^,]*,\"max_abs_diff\":[^,}]*' |
