@@ -24,6 +24,7 @@ const Command kCommands[] = {
     {"encode", cmd_encode, "CSV rows as tensors, encoded as mtlite reads them, for training in PyTorch"},
     {"inspect", cmd_inspect, "what a model file holds: architecture, tasks, features, tensors, bytes"},
     {"bench", cmd_bench, "time a model: microseconds per batch and per example"},
+    {"split", cmd_split, "CSV rows into train, validation and test files: seeded random, or each group's last rows"},
     {"synth", cmd_synth, "write synthetic multi-task data as CSV: mmoe, funnel"},
 };
 

@@ -6,7 +6,8 @@
 # file) stop training at once, naming the output, and only warn for other outputs and in eval; a
 # stray first line is skipped with --skip-bad-rows; model.json may hold "tensors" and "data"
 # together; convert refuses an unfitted binding and eval explains a missing one; shape errors
-# name the weights file's tensor beside mtlite's parameter.
+# name the weights file's tensor beside mtlite's parameter; mtlite split (random and by group and
+# order) writes every row once, where the protocol says.
 set -euo pipefail
 mtlite=$(realpath "$1")
 config=$(realpath "$(dirname "$0")/../../examples/funnel/model.json")
@@ -83,6 +84,30 @@ sed 's/"kind": "dense", "fill": 0.5}/"kind": "dense", "fill": 0.5}, {"name": "z"
 fails_with "a shape error names the file's tensor beside mtlite's parameter" \
   "tensor 'tower0.0.weight' (the weights file's 'head.w'): shape [1, 1], the spec needs [1, 2]" \
   "$mtlite" convert one.safetensors --config two.json --out t.mtl
+
+# --- mtlite split: seeded random, and each group's last rows by order
+split() { "$mtlite" split all.csv --header "$@"; }
+check "split --valid-fraction 0.1 --test-fraction 0.2: every row once, the header in each file, fractions near" bash -c \
+  "$(declare -f split); mtlite='$mtlite'; split --out r --valid-fraction 0.1 --test-fraction 0.2 --seed 4 > /dev/null &&
+   for f in r.train.csv r.valid.csv r.test.csv; do head -1 \$f | cmp -s - <(head -1 all.csv) || exit 1; done &&
+   cat <(tail -n +2 r.train.csv) <(tail -n +2 r.valid.csv) <(tail -n +2 r.test.csv) | sort | cmp -s - <(tail -n +2 all.csv | sort) &&
+   v=\$(( \$(wc -l < r.valid.csv) - 1 )) t=\$(( \$(wc -l < r.test.csv) - 1 )) &&
+   [ \$v -gt 500 ] && [ \$v -lt 700 ] && [ \$t -gt 1070 ] && [ \$t -lt 1330 ]"
+check "split: the same seed gives the same split, another seed another" bash -c \
+  "$(declare -f split); mtlite='$mtlite'; split --out a --valid-fraction 0.1 --seed 4 > /dev/null && split --out b --valid-fraction 0.1 --seed 4 > /dev/null &&
+   split --out c --valid-fraction 0.1 --seed 5 > /dev/null && cmp -s a.valid.csv b.valid.csv && ! cmp -s a.valid.csv c.valid.csv"
+check "split --group user_id --order request_id: each user's last row is test, the 2 before validation" bash -c \
+  "$(declare -f split); mtlite='$mtlite'; split --out g --group user_id --order request_id --valid-last 2 --test-last 1 > /dev/null &&
+   awk -F, 'FNR == 1 { part++; next } { n[\$2]++; if (part == 1) tr[\$2] = (\$1 > tr[\$2] ? \$1 : tr[\$2]);
+            else if (part == 2) { v[\$2]++; if (!(\$2 in vmin) || \$1 < vmin[\$2]) vmin[\$2] = \$1; if (\$1 > vmax[\$2]) vmax[\$2] = \$1 }
+            else { t[\$2]++; tmin[\$2] = \$1 } }
+     END { for (u in n) { if (n[u] > 3 && (v[u] != 2 || t[u] != 1 || tr[u] > vmin[u] || vmax[u] > tmin[u])) exit 1;
+                          if (n[u] <= 3 && (v[u] + t[u]) > 0) exit 1; users++ } exit !(users > 50) }' g.train.csv g.valid.csv g.test.csv"
+printf 'id,text,y\n1,\"a, \"\"b\"\"\",1\n2,plain,0\n' > quoted.csv
+check "split writes a quoted field back quoted" bash -c \
+  "'$mtlite' split quoted.csv --out q --header --valid-fraction 0 > /dev/null && cmp -s quoted.csv q.train.csv"
+fails_with "split: a column that is not there" "--group: no column 'uid' in the header" \
+  "$mtlite" split all.csv --header --out x --group uid --order request_id
 
 echo "$fails failed"
 [ "$fails" -eq 0 ]
