@@ -74,4 +74,4 @@ for run in torch1 torch2 mtlite; do
   printf "| %s | %.5f | %.5f | %.5f | %.5f |\n" "$label" \
     "$(auc_of "$out/$run.f32.eval.json" "$1")" "$(auc_of "$out/$run.int8.eval.json" "$1")" \
     "$(auc_of "$out/$run.f32.eval.json" "$2")" "$(auc_of "$out/$run.int8.eval.json" "$2")"
-done; } | tee "$out/summary.md"
+done; } | tee "$out/summary.txt"

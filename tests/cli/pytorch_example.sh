@@ -10,7 +10,7 @@ trap 'rm -rf "$dir"' EXIT
 MTLITE=$(realpath "$1") PYTHON="$2" ROWS=20000 EPOCHS=2 "$root/examples/pytorch/run.sh" "${MTLITE_CENSUS_DIR:-$root/../shared/data/census-income}" "$dir" > "$dir/run.log" 2>&1 ||
   { sed 's/^/     /' "$dir/run.log"; echo "FAIL examples/pytorch/run.sh"; echo "1 failed"; exit 1; }
 grep -E '^(census|rows)' "$dir/run.log"
-cat "$dir/summary.md"
+cat "$dir/summary.txt"
 awk -F'|' '
   function abs(x) { return x < 0 ? -x : x }
   function check(what, ok) { printf "%s %s\n", ok ? "ok  " : "FAIL", what; if (!ok) fails++ }
@@ -20,4 +20,4 @@ awk -F'|' '
     for (r = 1; r <= 3; r++) for (c = 3; c <= 6; c++) check(run[r] "column " c - 2 " AUC " auc[r, c] " >= 0.8", auc[r, c] >= 0.8)
     for (r = 1; r <= 3; r++) for (c = 3; c <= 5; c += 2) check(run[r] "int8 within 0.002 of f32 (column " c - 2 ")", abs(auc[r, c] - auc[r, c + 1]) <= 0.002)
     printf "%d failed\n", fails; exit fails > 0
-  }' "$dir/summary.md"
+  }' "$dir/summary.txt"
