@@ -350,6 +350,8 @@ const cli::Command kCommand{
          cli::shown(kDefaults.at("patience"))},
         {"metric", "OUTPUT", "the output whose validation metric selects the best epoch; without it, the first main task",
          "", kNewRuns},
+        {"task", "NAME", "train model.json's task NAME alone (as a main task, its labels alone read): a single-task "
+         "baseline of the same network", "", kNewRuns},
         {"seed", "S", "initial weights and shuffling", cli::shown(kDefaults.at("seed")), kNewRuns},
         {"threads", "N", "worker threads; a seed and thread count give one result", cli::shown(tr::TrainOptions{}.threads)},
         {"affinity", nullptr, "measure inter-task affinity (TAG) and print the best task groupings", "", kNewRuns},
@@ -386,10 +388,26 @@ Run resume_run(const cli::Args& args) {
   return run;
 }
 
+// model.json with one task left, as a main task: --task's single-task baseline.
+Json with_one_task(Json model_json, const std::string& name) {
+  if (model_json.find("esmm")) throw mtlite::Error("--task: an esmm model needs both its tasks");
+  Json* tasks = model_json.find("tasks");
+  if (!tasks || !tasks->is_array()) return model_json;  // the spec reader says what is wrong
+  Json kept = Json::array();
+  for (const Json& t : tasks->elements())
+    if (const Json* n = t.find("name"); n && n->is_string() && n->as_string() == name) kept.push(Json(t).set("role", "main"));
+  if (kept.size() == 0) throw mtlite::Error("--task: model.json has no task '" + name + "'");
+  *tasks = std::move(kept);
+  if (Json* training = model_json.find("training"); training && training->find("metric"))
+    training->set("metric", name);
+  return model_json;
+}
+
 Run new_run(const cli::Args& args, const mtlite::data::ReadOptions& read, bool json) {
   Run run;
-  const Json model_json = cli::read_json(args.get("config"));
+  Json model_json = cli::read_json(args.get("config"));
   try {
+    if (args.has("task")) model_json = with_one_task(std::move(model_json), args.get("task"));
     run.binding = mtlite::data::DataBinding::from_json(model_json);
     run.spec = mtlite::data::DataBinding::spec_from_model_json(model_json);
     if (const Json* t = model_json.find("training")) apply_json(run.config, *t, "training");

@@ -28,6 +28,9 @@ check "resumed run == uninterrupted run (predictions identical)" cmp full.csv pa
 check "train again with the same seed" train --out again.mtl --epochs 3 --threads 2 --seed 7
 "$mtlite" predict again.mtl --data valid.csv --out again.csv > /dev/null
 check "same seed and threads -> same model" cmp full.csv again.csv
+check "train --task click: a one-task model of the same network" bash -c \
+  "$(declare -f train); mtlite='$mtlite' config='$config'; train --out one.mtl --epochs 1 --task click --json > one.json &&
+   '$mtlite' predict one.mtl --data valid.csv --out one.csv && head -1 one.csv | grep -qx 'group,click' && grep -q '\"architecture\":\"mmoe\"' one.json"
 check "train with another seed" train --out other.mtl --epochs 1 --threads 2 --seed 8
 "$mtlite" predict other.mtl --data valid.csv --out other.csv > /dev/null
 check "another seed -> another model" bash -c "! cmp -s full.csv other.csv"
