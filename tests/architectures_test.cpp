@@ -83,7 +83,7 @@ std::vector<Example> make_examples(const Spec& spec, std::size_t n, std::uint64_
       switch (f.kind) {
         case FeatureKind::dense: {
           double v = rng.uniform(-3.0, 3.0);
-          if (f.normalization == Normalization::log1p) {
+          if (f.takes_log1p()) {
             const std::uint64_t pick = rng.below(4);
             v = pick == 0 ? 0.0 : pick == 1 ? rng.uniform(-60.0, 60.0) : rng.uniform(-2.0, 2.0);
           } else if (f.normalization == Normalization::standardize) {
@@ -257,6 +257,11 @@ struct Reference {
         case Normalization::log1p:
           x.push_back(v > 0 ? std::log(1.0 + v) : v < 0 ? -std::log(1.0 - v) : 0.0);
           break;
+        case Normalization::log1p_standardize: {
+          const double l = v > 0 ? std::log(1.0 + v) : v < 0 ? -std::log(1.0 - v) : 0.0;
+          x.push_back((l - static_cast<double>(f.mean)) / static_cast<double>(f.stddev));
+          break;
+        }
       }
     }
     return x;
@@ -450,7 +455,7 @@ std::size_t compare_with_reference(const Spec& spec, const Options& opt = {}) {
 
 Mlp layers(std::initializer_list<mtlite::Layer> l) { return Mlp(l); }
 
-// Every feature kind: dense with each normalisation, vocabulary and hashed categorical,
+// Every feature kind: dense with each normalisation (and the chain), vocabulary and hashed categorical,
 // multi-hot with sum and mean pooling (vocabulary and hashed).
 std::vector<Feature> mixed_features() {
   return {
@@ -463,6 +468,7 @@ std::vector<Feature> mixed_features() {
       Feature::multi_hot("history", 23, 3, Pooling::sum, IdMapping::hashing),
       Feature::multi_hot("topics", 9, 3, Pooling::sum),
       Feature::dense("hour", Normalization::standardize, -2.0f, 0.5f),
+      Feature::dense("spend", Normalization::log1p_standardize, 1.25f, 0.75f),  // ["log1p", "standardize"]
   };
 }
 

@@ -508,6 +508,27 @@ TEST_CASE("data: standardize statistics edge cases") {
   CHECK(ds.labels == std::vector<float>{1, 0, 1});
 }
 
+TEST_CASE("data: a [\"log1p\", \"standardize\"] chain is fitted on the log1p values, its fill on the raw ones") {
+  TempDir dir;
+  const std::string p = dir.file("c.csv");
+  write_file(p, "0,1\n3,0\n,1\n-8,0\n");
+  const char* model = R"({"architecture": "single_task",
+    "features": [{"name": "spend", "kind": "dense", "column": 0, "normalization": ["log1p", "standardize"]}],
+    "tasks": [{"name": "t", "column": 1}]})";
+  Model m = fitted(model, p);
+  const double l[] = {0.0, std::log1p(3.0), -std::log1p(8.0)};  // sign(v) log1p(|v|)
+  const double mean = (l[0] + l[1] + l[2]) / 3;
+  const double var = ((l[0] - mean) * (l[0] - mean) + (l[1] - mean) * (l[1] - mean) + (l[2] - mean) * (l[2] - mean)) / 3;
+  CHECK(m.spec.features[0].normalization == mtlite::Normalization::log1p_standardize);
+  CHECK(m.spec.features[0].mean == doctest::Approx(mean).epsilon(1e-6));
+  CHECK(m.spec.features[0].stddev == doctest::Approx(std::sqrt(var)).epsilon(1e-6));
+  CHECK(*m.binding.features[0].fill == doctest::Approx(-5.0 / 3).epsilon(1e-6));  // the raw mean
+  // The fitted model.json keeps the chain and the statistics.
+  const Json back = m.binding.model_json(m.spec);
+  CHECK(back.at("features")[0].at("normalization").dump() == R"(["log1p","standardize"])");
+  CHECK(mtlite::data::DataBinding::from_json(back).fitted());
+}
+
 TEST_CASE("data: header, columns by name, weights and groups") {
   TempDir dir;
   const std::string p = dir.file("h.tsv");

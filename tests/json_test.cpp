@@ -608,6 +608,36 @@ TEST_CASE("spec_from_json: the documented example, defaults and the canonical fo
   CHECK(p.levels[0].shared_experts == 1);
 }
 
+TEST_CASE("spec_from_json: normalization chains") {
+  auto one = [](const std::string& norm, const std::string& stats = "") {
+    return R"({"architecture": "single_task", "tasks": [{"name": "a"}], "features": [{"name": "x", "kind": "dense", "normalization": )" +
+           norm + stats + "}]}";
+  };
+  using mtlite::Normalization;
+  auto parsed = [&](const std::string& norm, const std::string& stats = "") {
+    return mtlite::spec_from_json(Json::parse(one(norm, stats))).features[0].normalization;
+  };
+  CHECK(parsed(R"([])") == Normalization::none);
+  CHECK(parsed(R"(["none"])") == Normalization::none);
+  CHECK(parsed(R"(["log1p"])") == Normalization::log1p);
+  CHECK(parsed(R"(["standardize"])", R"(, "mean": 1, "stddev": 2)") == Normalization::standardize);
+  const mtlite::Spec chain = mtlite::spec_from_json(Json::parse(one(R"(["log1p", "standardize"])", R"(, "mean": 1.5, "stddev": 0.5)")));
+  CHECK(chain.features[0].normalization == Normalization::log1p_standardize);
+  CHECK(chain.features[0].mean == 1.5f);
+  // Written back as the chain, and read back the same.
+  const Json written = mtlite::spec_to_json(chain);
+  CHECK(written.at("features")[0].at("normalization").dump() == R"(["log1p","standardize"])");
+  CHECK(mtlite::spec_from_json(written).features[0].normalization == Normalization::log1p_standardize);
+  // Chains mtlite does not compute, and the internal name, are errors.
+  const std::string chains = "the chains mtlite applies are [], [\"log1p\"], [\"standardize\"] and [\"log1p\", \"standardize\"]";
+  CHECK(spec_error(one(R"(["standardize", "log1p"])")).find(chains) != std::string::npos);
+  CHECK(spec_error(one(R"(["log1p", "log1p"])")).find(chains) != std::string::npos);
+  CHECK(spec_error(one(R"(["log1p", "standardize", "none"])")).find(chains) != std::string::npos);
+  CHECK(spec_error(one(R"(["log1p", 3])")).find("normalization: expected a string, got a number") != std::string::npos);
+  CHECK(spec_error(one(R"("log1p_standardize")")).find(R"(write it as ["log1p", "standardize"])") != std::string::npos);
+  CHECK(spec_error(one(R"(["log1p", "standardize"])", R"(, "mean": 1, "stddev": 0)")).find("positive stddev") != std::string::npos);
+}
+
 TEST_CASE("spec_from_json: keys that would be ignored are errors") {
   const std::string features = R"("features": [{"name": "x", "kind": "dense"}], "tasks": [{"name": "a"}])";
   CHECK(spec_error(R"({"architecture": "mmoe", "experts": 2, "expert": [4], "exprt": 1, )" + features + "}") ==
@@ -636,9 +666,9 @@ TEST_CASE("spec_from_json: keys that would be ignored are errors") {
   CHECK(feature_error(R"({"name": "t", "kind": "multi_hot", "size": 3, "embedding_dim": 2, "mean": 1})") ==
         "spec.features: features[0]: key 'mean' is not allowed for a multi_hot feature");
   CHECK(feature_error(R"({"name": "x", "kind": "dense", "stddev": 2})") ==
-        "spec.features: features[0]: key 'stddev' needs \"normalization\": \"standardize\"");
+        "spec.features: features[0]: key 'stddev' needs \"normalization\": \"standardize\" (or [\"log1p\", \"standardize\"])");
   CHECK(feature_error(R"({"mean": 1, "name": "x", "kind": "dense", "normalization": "log1p"})") ==
-        "spec.features: features[0]: key 'mean' needs \"normalization\": \"standardize\"");
+        "spec.features: features[0]: key 'mean' needs \"normalization\": \"standardize\" (or [\"log1p\", \"standardize\"])");
   // Allowed: the same keys where they belong, in any order.
   CHECK(feature_error(R"({"normalization": "standardize", "mean": 1, "stddev": 2, "name": "x", "kind": "dense"},
                          {"pooling": "sum", "name": "t", "kind": "multi_hot", "size": 3, "embedding_dim": 2})") ==

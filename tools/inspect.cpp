@@ -85,9 +85,10 @@ void print_text(const std::string& path, const mtlite::Model& model, std::uint64
   for (const mtlite::Feature& f : spec.features) {
     if (f.kind == mtlite::FeatureKind::dense)
       std::printf("  %-24s dense %s\n", f.name.c_str(),
-                  f.normalization == mtlite::Normalization::standardize ? "standardized"
-                  : f.normalization == mtlite::Normalization::log1p     ? "log1p"
-                                                                        : "");
+                  f.normalization == mtlite::Normalization::standardize         ? "standardized"
+                  : f.normalization == mtlite::Normalization::log1p             ? "log1p"
+                  : f.normalization == mtlite::Normalization::log1p_standardize ? "log1p, then standardized"
+                                                                                : "");
     else
       std::printf("  %-24s %s, %s %llu, dim %u%s\n", f.name.c_str(), mtlite::to_string(f.kind),
                   f.mapping == mtlite::IdMapping::hashing ? "hashed into" : "vocabulary",

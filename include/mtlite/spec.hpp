@@ -41,7 +41,9 @@ inline Mlp mlp(std::initializer_list<std::uint32_t> units, Activation activation
 }
 
 enum class FeatureKind : std::uint8_t { dense, categorical, multi_hot };
-enum class Normalization : std::uint8_t { none, standardize, log1p };
+// A dense feature's normalization. log1p_standardize is the chain ["log1p", "standardize"]:
+// log1p first, then standardize with the mean and stddev of the log1p values.
+enum class Normalization : std::uint8_t { none, standardize, log1p, log1p_standardize };
 enum class IdMapping : std::uint8_t { vocabulary, hashing };
 enum class Pooling : std::uint8_t { sum, mean };
 
@@ -53,6 +55,12 @@ struct Feature {
   Normalization normalization = Normalization::none;
   float mean = 0.0f;
   float stddev = 1.0f;
+  bool takes_log1p() const noexcept {
+    return normalization == Normalization::log1p || normalization == Normalization::log1p_standardize;
+  }
+  bool standardizes() const noexcept {
+    return normalization == Normalization::standardize || normalization == Normalization::log1p_standardize;
+  }
 
   // categorical and multi-hot. vocabulary: ids 0..size-1 are rows 0..size-1, and unknown,
   // negative or out-of-range ids land in row `size`, the out-of-vocabulary row. hashing: any id
@@ -297,10 +305,9 @@ inline void Spec::validate() const {
     const auto fat = [&] { return "feature '" + f.name + "'"; };
     switch (f.kind) {
       case FeatureKind::dense:
-        if (f.normalization == Normalization::standardize &&
-            (!std::isfinite(f.mean) || !std::isfinite(f.stddev) || !(f.stddev > 0.0f)))
+        if (f.standardizes() && (!std::isfinite(f.mean) || !std::isfinite(f.stddev) || !(f.stddev > 0.0f)))
           throw Error(fat() + ".stddev: standardize needs a finite mean and a positive stddev");
-        if (static_cast<unsigned>(f.normalization) > static_cast<unsigned>(Normalization::log1p))
+        if (static_cast<unsigned>(f.normalization) > static_cast<unsigned>(Normalization::log1p_standardize))
           throw Error(fat() + ".normalization: unknown normalization");
         break;
       case FeatureKind::categorical:

@@ -44,7 +44,7 @@ SYNTH_CONFIG = {
     "data": {"header": True, "missing": ["?"], "weight": "w", "group": "uid"},
     "features": [
         {"name": "age", "kind": "dense", "normalization": "standardize"},
-        {"name": "spend", "kind": "dense", "normalization": "log1p"},
+        {"name": "spend", "kind": "dense", "normalization": ["log1p", "standardize"]},
         {"name": "country", "kind": "categorical", "min_count": 2, "embedding_dim": 4},
         {"name": "user", "kind": "categorical", "values": "integers", "mapping": "hashing", "size": 50,
          "embedding_dim": 4},

@@ -64,6 +64,7 @@ SPEC = {
         {"name": "price", "kind": "dense", "normalization": "log1p"},
         {"name": "item", "kind": "categorical", "mapping": "hashing", "size": 97, "embedding_dim": 5},
         {"name": "raw", "kind": "dense"},
+        {"name": "spend", "kind": "dense", "normalization": ["log1p", "standardize"], "mean": 2.0, "stddev": 1.5},
         {"name": "recent", "kind": "multi_hot", "size": 30, "embedding_dim": 3},
         {"name": "tags", "kind": "multi_hot", "mapping": "hashing", "size": 50, "embedding_dim": 4,
          "pooling": "mean"},
@@ -97,6 +98,7 @@ def make_batches(rng):
                 "price": price,
                 "item": rng.randrange(-(1 << 63), 1 << 63) if rng.random() < 0.5 else rng.randrange(-20, 300),
                 "raw": rng.uniform(-3, 3),
+                "spend": rng.choice([0.0, 1.0, -1.0]) * math.exp(rng.uniform(-2, 5)),
                 "recent": [vocab_id(30) for _ in range(rng.choice([0, 1, 2, 3, 5]))],
                 "tags": [rng.randrange(-(1 << 63), 1 << 63) for _ in range(rng.choice([0, 1, 2, 4]))],
             }

@@ -205,11 +205,8 @@ void read_standardize(const Json& j, const std::string& fat, FeatureBinding& f) 
   if (f.kind != FeatureKind::dense) return;
   Normalization norm = Normalization::none;
   if (const Json* n = j.find("normalization"))
-    norm = at_field(fat + ".normalization", [&] {
-      return internal::parse_enum<Normalization>(*n, internal::kNormalizationNames,
-                                                 fat + ".normalization");
-    });
-  if (norm != Normalization::standardize) return;
+    norm = at_field(fat + ".normalization", [&] { return internal::parse_normalization(*n, fat + ".normalization"); });
+  if (norm != Normalization::standardize && norm != Normalization::log1p_standardize) return;
   const bool mean = j.find("mean") != nullptr, stddev = j.find("stddev") != nullptr;
   if (mean != stddev)
     throw Error(fat + ": give both \"mean\" and \"stddev\" or neither (fit() computes them)");

@@ -47,6 +47,7 @@ double normalized(const Feature& f, double v) {
   switch (f.normalization) {
     case Normalization::standardize: return (v - f.mean) / f.stddev;
     case Normalization::log1p: return std::copysign(std::log1p(std::fabs(v)), v);
+    case Normalization::log1p_standardize: return (std::copysign(std::log1p(std::fabs(v)), v) - f.mean) / f.stddev;
     case Normalization::none: break;
   }
   return v;
@@ -163,8 +164,8 @@ class Loader {
                     o.largest);
       std::string w = path_ + ": feature '" + f.name + "' (" + b_.features[i].column.describe() + "): " +
                       std::to_string(o.count) + " of " + std::to_string(ds_.rows) +
-                      " values lie beyond +-1e6 after its normalization \"" +
-                      internal::kNormalizationNames[static_cast<unsigned>(f.normalization)] + "\", " + numbers +
+                      " values lie beyond +-1e6 after its normalization " +
+                      internal::normalization_json(f.normalization).dump() + ", " + numbers +
                       ", first on line " + std::to_string(o.first_line) +
                       "; a network trains badly on such inputs: give the feature \"normalization\": \"log1p\" or "
                       "\"standardize\", or check the column";

@@ -78,16 +78,20 @@ struct Counts {
 
 // What the pass gathers, per feature: moments of dense features, counts of vocabulary features.
 struct Tally {
-  std::vector<Moments> moments;
+  std::vector<Moments> moments;         // of the values as read
+  std::vector<Moments> log1p_moments;   // of sign(v) log1p(|v|): the statistics of ["log1p", "standardize"]
   std::vector<Counts> counts;
 
-  explicit Tally(std::size_t features) : moments(features), counts(features) {}
+  explicit Tally(std::size_t features) : moments(features), log1p_moments(features), counts(features) {}
 
   void add(const std::vector<FeatureBinding>& features, const RowReader& rows) {
     for (std::size_t i = 0; i < features.size(); ++i) {
       const FeatureBinding& f = features[i];
       if (f.kind == FeatureKind::dense) {
-        if (!std::isnan(rows.num[i])) moments[i].add(rows.num[i]);
+        if (!std::isnan(rows.num[i])) {
+          moments[i].add(rows.num[i]);
+          log1p_moments[i].add(std::copysign(std::log1p(std::fabs(rows.num[i])), rows.num[i]));
+        }
       } else if (f.fit_vocabulary && !rows.missing[i]) {
         if (f.kind == FeatureKind::categorical)
           counts[i].add(rows.text[i], rows, f);
@@ -99,8 +103,11 @@ struct Tally {
   }
 };
 
-// A column with no values standardizes by 0 and 1; a constant one divides by 1, not by 0.
-void fit_dense(FeatureBinding& f, Feature& s, const Moments& m) {
+// A column with no values standardizes by 0 and 1; a constant one divides by 1, not by 0. The
+// statistics are those of the values standardize sees: after log1p in ["log1p", "standardize"].
+// The fill value is a raw value (it stands for a missing field): the mean as read.
+void fit_dense(FeatureBinding& f, Feature& s, const Moments& raw, const Moments& log1p) {
+  const Moments& m = s.normalization == Normalization::log1p_standardize ? log1p : raw;
   const double mean = m.n ? m.mean : 0.0;
   double stddev = m.n ? std::sqrt(m.m2 / static_cast<double>(m.n)) : 1.0;
   if (!(static_cast<float>(stddev) > 0.0f) || !std::isfinite(static_cast<float>(stddev))) stddev = 1.0;
@@ -109,7 +116,7 @@ void fit_dense(FeatureBinding& f, Feature& s, const Moments& m) {
     s.stddev = static_cast<float>(stddev);
     f.stats_fitted = true;
   }
-  if (f.fit_fill) f.fill = static_cast<float>(mean);
+  if (f.fit_fill) f.fill = static_cast<float>(raw.n ? raw.mean : 0.0);
 }
 
 // Bytes in GiB for a message: "512.0 GiB".
@@ -160,7 +167,7 @@ ReadReport DataBinding::fit(const std::string& path, Spec& spec, const ReadOptio
     FeatureBinding& f = features[i];
     Feature& s = spec.features[i];
     if (f.kind == FeatureKind::dense)
-      fit_dense(f, s, tally.moments[i]);
+      fit_dense(f, s, tally.moments[i], tally.log1p_moments[i]);
     else if (f.fit_vocabulary)
       f.vocabulary = tally.counts[i].vocabulary(f);
     if (f.uses_vocabulary() && f.vocabulary) s.size = std::max<std::uint64_t>(1, f.vocabulary->size());

@@ -46,7 +46,8 @@ order, the normalised dense features in spec order). Vocabulary ids 0..size-1 se
 any other id the out-of-vocabulary row `size`. Hashed ids go to row mix64(id) mod size (the id's
 64-bit two's-complement pattern); a string goes in as hash_string(text) (FNV-1a 64), which
 make_batch() does. Bags pool by sum or mean; an empty bag pools to zeros. Dense features:
-standardize (v - mean) / stddev, log1p sign(v) * log1p(|v|).
+standardize (v - mean) / stddev, log1p sign(v) * log1p(|v|), and the chain ["log1p", "standardize"]
+log1p first, then standardize (mean and stddev of the log1p values).
 
 forward returns {output name: Tensor[B]}: one per task (sigmoid for binary, identity for
 regression), then pCTCVR = pCTR * pCVR under the esmm block's "ctcvr" name.
@@ -66,7 +67,7 @@ A spec is a JSON object:
 
     FEATURE  {"name": S, "kind": "dense",
               "normalization": "none" | "log1p"}                     (default "none")
-           | {"name": S, "kind": "dense", "normalization": "standardize",
+           | {"name": S, "kind": "dense", "normalization": "standardize" | ["log1p", "standardize"],
               "mean": X, "stddev": X}                                (both required, stddev > 0)
            | {"name": S, "kind": "categorical",
               "mapping": "vocabulary" | "hashing",                   (default "vocabulary")
@@ -326,6 +327,24 @@ def _with_bindings(spec: dict, bindings) -> dict:
     return doc
 
 
+def _normalization(v, where):
+    """A dense feature's "normalization": a name, or the chain ["log1p", "standardize"] (a list;
+    [] and one-name lists are that name). Returns the canonical form: a name or that list."""
+    if isinstance(v, list):
+        if not all(isinstance(x, str) for x in v):
+            raise SpecError(f"{where}: expected a list of names")
+        steps = [x for x in v if x != "none"] if len(v) == 1 else v
+        if not steps:
+            return "none"
+        if len(steps) == 1 and steps[0] in ("none", "standardize", "log1p"):
+            return steps[0]
+        if steps == ["log1p", "standardize"]:
+            return ["log1p", "standardize"]
+        raise SpecError(f'{where}: the chains mtlite applies are [], ["log1p"], ["standardize"] and '
+                        f'["log1p", "standardize"]')
+    return _enum(v, where, ("none", "standardize", "log1p"))
+
+
 def canonical_spec(spec: dict) -> dict:
     """Validates a spec in the JSON form and returns it with every default written out (a new
     dict; MLP layers as an integer for relu, {"units", "activation"} otherwise). A model.json's
@@ -365,10 +384,9 @@ def canonical_spec(spec: dict) -> dict:
         c = {"name": name, "kind": kind}
         if kind == "dense":
             _keys(f, at, {"name", "kind", "normalization", "mean", "stddev"})
-            norm = _enum(f.get("normalization", "none"), at + ".normalization",
-                         ("none", "standardize", "log1p"))
+            norm = _normalization(f.get("normalization", "none"), at + ".normalization")
             c["normalization"] = norm
-            if norm == "standardize":
+            if "standardize" in norm:
                 for k in ("mean", "stddev"):
                     if k not in f:
                         raise SpecError(f"{at}: standardize needs {k!r}")
@@ -778,10 +796,10 @@ class MtliteModel(nn.Module):
             if f["kind"] != "dense":
                 continue
             v = dense[:, di].to(self._device())
-            if f["normalization"] == "standardize":
-                v = (v - f["mean"]) / f["stddev"]
-            elif f["normalization"] == "log1p":
+            if "log1p" in f["normalization"]:
                 v = torch.sign(v) * torch.log1p(torch.abs(v))
+            if "standardize" in f["normalization"]:
+                v = (v - f["mean"]) / f["stddev"]
             parts.append(v.unsqueeze(1))
             di += 1
         return torch.cat(parts, dim=1)

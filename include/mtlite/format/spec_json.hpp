@@ -45,8 +45,32 @@ E parse_enum(const Json& v, const char* const (&names)[N], const std::string& fi
 
 inline constexpr const char* kActivationNames[] = {"identity", "relu", "sigmoid", "tanh"};
 inline constexpr const char* kFeatureKindNames[] = {"dense", "categorical", "multi_hot"};
-inline constexpr const char* kNormalizationNames[] = {"none", "standardize", "log1p"};
+inline constexpr const char* kNormalizationNames[] = {"none", "standardize", "log1p", "log1p_standardize"};
 inline constexpr const char* kMappingNames[] = {"vocabulary", "hashing"};
+
+// "normalization": a name, or a chain of them applied in order. The chains mtlite computes: [],
+// ["log1p"], ["standardize"] and ["log1p", "standardize"] (log1p first).
+inline Normalization parse_normalization(const Json& v, const std::string& field) {
+  if (!v.is_array()) {
+    const Normalization n = parse_enum<Normalization>(v, kNormalizationNames, field);
+    if (n == Normalization::log1p_standardize) throw Error(field + ": write it as [\"log1p\", \"standardize\"]");
+    return n;
+  }
+  std::vector<Normalization> steps;
+  for (std::size_t i = 0; i < v.size() && i < 3; ++i)
+    steps.push_back(parse_enum<Normalization>(v[i], kNormalizationNames, field + "[" + std::to_string(i) + "]"));
+  using N = Normalization;
+  if (steps.empty() || (steps.size() == 1 && steps[0] == N::none)) return N::none;
+  if (steps.size() == 1 && steps[0] != N::log1p_standardize) return steps[0];
+  if (steps.size() == 2 && steps[0] == N::log1p && steps[1] == N::standardize) return N::log1p_standardize;
+  throw Error(field + ": the chains mtlite applies are [], [\"log1p\"], [\"standardize\"] and "
+                      "[\"log1p\", \"standardize\"]");
+}
+
+inline Json normalization_json(Normalization n) {
+  if (n == Normalization::log1p_standardize) return Json::array().push("log1p").push("standardize");
+  return Json(kNormalizationNames[static_cast<int>(n)]);
+}
 inline constexpr const char* kPoolingNames[] = {"sum", "mean"};
 inline constexpr const char* kTaskKindNames[] = {"binary", "regression"};
 inline constexpr const char* kRoleNames[] = {"main", "auxiliary"};
@@ -119,8 +143,8 @@ inline void check_feature_keys(const Feature& f, const std::vector<const char*>&
                                                    : "is not allowed for a multi_hot feature";
     else if (f.kind == FeatureKind::categorical && key == "pooling")
       problem = "is not allowed for a categorical feature (a bag's pooling: multi_hot only)";
-    else if ((key == "mean" || key == "stddev") && f.normalization != Normalization::standardize)
-      problem = "needs \"normalization\": \"standardize\"";
+    else if ((key == "mean" || key == "stddev") && !f.standardizes())
+      problem = "needs \"normalization\": \"standardize\" (or [\"log1p\", \"standardize\"])";
     if (problem) throw Error(at + ": key '" + key + "' " + problem);
   }
 }
@@ -172,7 +196,7 @@ inline Spec spec_from_json(const Json& j, const std::set<std::string>& extra_top
                             f.kind = parse_enum<FeatureKind>(x, kFeatureKindNames, at + ".kind");
                             has_kind = true;
                           } else if (k == "normalization")
-                            f.normalization = parse_enum<Normalization>(x, kNormalizationNames, at + ".normalization");
+                            f.normalization = parse_normalization(x, at + ".normalization");
                           else if (k == "mean") f.mean = x.as_float();
                           else if (k == "stddev") f.stddev = x.as_float();
                           else if (k == "mapping") f.mapping = parse_enum<IdMapping>(x, kMappingNames, at + ".mapping");
@@ -254,9 +278,8 @@ inline Json spec_to_json(const Spec& s) {
   for (const Feature& f : s.features) {
     Json j = Json::object().set("name", f.name).set("kind", to_string(f.kind));
     if (f.kind == FeatureKind::dense) {
-      if (f.normalization != Normalization::none)
-        j.set("normalization", kNormalizationNames[static_cast<int>(f.normalization)]);
-      if (f.normalization == Normalization::standardize)
+      if (f.normalization != Normalization::none) j.set("normalization", normalization_json(f.normalization));
+      if (f.standardizes())
         j.set("mean", Json::from_float(f.mean)).set("stddev", Json::from_float(f.stddev));
     } else {
       j.set("mapping", kMappingNames[static_cast<int>(f.mapping)])

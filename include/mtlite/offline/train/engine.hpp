@@ -176,6 +176,9 @@ inline void gather(const Program& p, const Spec& spec, const Parameters& params,
         case Normalization::none: xr[d.col] = v; break;
         case Normalization::standardize: xr[d.col] = (v - d.mean) * d.inv_std; break;
         case Normalization::log1p: xr[d.col] = std::copysign(std::log1p(std::fabs(v)), v); break;
+        case Normalization::log1p_standardize:
+          xr[d.col] = (std::copysign(std::log1p(std::fabs(v)), v) - d.mean) * d.inv_std;
+          break;
       }
     }
   }
