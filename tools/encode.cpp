@@ -46,7 +46,7 @@ const cli::Command kCommand{
         {"config", "FILE", "model.json with data bindings, fitted on --fit"},
         {"fit", "TRAIN", "the training rows that vocabularies, fill values and statistics are fitted on"},
         {"model", "MODEL.mtl", "use the data bindings this model file keeps instead (nothing is fitted)"},
-        {"out", "DIR", "the folder to write to (created if missing)"},
+        {"out", "DIR", "the folder to write to (created if missing; its parent must exist)"},
         cli::kMaxRows,
         cli::kSkipBadRows,
         {"json", nullptr, "print one JSON object instead of text"},
