@@ -52,7 +52,7 @@ int cmd_eval(int argc, char** argv) {
   std::optional<cli::Ranking> ranking;
   if (args.has("rank-by")) {
     if (!binding.group) throw mtlite::Error("--rank-by: ranking needs groups, and the model's binding has no data.group column");
-    ranking = cli::rank_metrics(model.spec(), scores, data, args.get("rank-by"), args.get("relevance"), k);
+    ranking = cli::rank_metrics(model, scores, data, args.get("rank-by"), args.get("relevance"), k);
   }
   cli::warn_one_class(metrics, "--data '" + args.get("data") + "'");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

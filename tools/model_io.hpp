@@ -258,19 +258,21 @@ struct OutputMetrics {
   }
 };
 
-// Every output of `spec` with its labelled rows (and positives) in `data`, metrics still NaN.
-inline std::vector<OutputMetrics> label_counts(const mtlite::Spec& spec, const mtlite::data::Dataset& data) {
-  std::vector<OutputMetrics> out(spec.num_outputs());
-  for (std::size_t o = 0; o < spec.num_outputs(); ++o) {
-    OutputMetrics& m = out[o];
-    m.output = spec.output_name(o);
-    m.binary = spec.output_binary(o);
-    const TaskColumn c = output_column(spec, data, o);
-    for (std::size_t r = 0; r < data.rows; ++r) {
-      m.labelled += c.mask[r] != 0;
-      m.positives += m.binary && c.mask[r] != 0 && c.labels[r] > 0.5f;
-    }
+// Output o of `spec` with its labelled rows (and positives) in its column `c`, metrics still NaN.
+inline OutputMetrics label_count(const mtlite::Spec& spec, std::size_t o, const TaskColumn& c) {
+  OutputMetrics m;
+  m.output = spec.output_name(o);
+  m.binary = spec.output_binary(o);
+  for (std::size_t r = 0; r < c.mask.size(); ++r) {
+    m.labelled += c.mask[r] != 0;
+    m.positives += m.binary && c.mask[r] != 0 && c.labels[r] > 0.5f;
   }
+  return m;
+}
+
+inline std::vector<OutputMetrics> label_counts(const mtlite::Spec& spec, const mtlite::data::Dataset& data) {
+  std::vector<OutputMetrics> out;
+  for (std::size_t o = 0; o < spec.num_outputs(); ++o) out.push_back(label_count(spec, o, output_column(spec, data, o)));
   return out;
 }
 
@@ -278,12 +280,13 @@ inline std::vector<OutputMetrics> label_counts(const mtlite::Spec& spec, const m
 // has a group column (then gAUC and NDCG@ndcg_k too).
 inline std::vector<OutputMetrics> evaluate(const mtlite::Spec& spec, const std::vector<std::vector<float>>& scores,
                                            const mtlite::data::Dataset& data, bool grouped, std::size_t ndcg_k = 10) {
-  std::vector<OutputMetrics> out = label_counts(spec, data);
+  std::vector<OutputMetrics> out;
   for (std::size_t o = 0; o < spec.num_outputs(); ++o) {
-    OutputMetrics& m = out[o];
+    const TaskColumn c = output_column(spec, data, o);
+    out.push_back(label_count(spec, o, c));
+    OutputMetrics& m = out.back();
     m.ndcg_k = ndcg_k;
     if (m.labelled == 0) continue;
-    const TaskColumn c = output_column(spec, data, o);
     if (m.binary) {
       m.auc = mtlite::auc(scores[o], c.labels, data.weights, c.mask);
       m.log_loss = mtlite::log_loss(scores[o], c.labels, data.weights, c.mask);
@@ -314,13 +317,14 @@ struct Ranking {
   }
 };
 
-inline Ranking rank_metrics(const mtlite::Spec& spec, const std::vector<std::vector<float>>& scores,
+inline Ranking rank_metrics(const mtlite::Model& model, const std::vector<std::vector<float>>& scores,
                             const mtlite::data::Dataset& data, const std::string& by, const std::string& relevance,
                             std::size_t k) {
+  const mtlite::Spec& spec = model.spec();
   auto output = [&](const std::string& name, const char* option) {
-    for (std::size_t o = 0; o < spec.num_outputs(); ++o)
-      if (spec.output_name(o) == name) return o;
-    throw mtlite::Error(std::string("--") + option + ": the model has no output '" + name + "'");
+    const int o = model.output_index(name);
+    if (o < 0) throw mtlite::Error(std::string("--") + option + ": the model has no output '" + name + "'");
+    return static_cast<std::size_t>(o);
   };
   const std::size_t b = output(by, "rank-by"), r = output(relevance, "relevance");
   if (!spec.output_binary(r))

@@ -136,8 +136,9 @@ class Executor {
   std::vector<std::size_t> expert_ld_;
   std::vector<Slot> slots_;  // embedding features first, then the dense ones
   std::size_t n_dense_ = 0, n_ids_ = 0, n_bags_ = 0;
-  // The dense features, which fill x[dense_col_ ..) in order: sign(v) log1p(|v|) for the log1p
-  // ones, then x = v * scale + shift per feature (1 and 0 without standardize).
+  // The dense features, which fill x[dense_col_ ..) in order: x = u * scale + shift per feature
+  // (1 and 0 without standardize; a shift of -0 for log1p alone keeps log1p's sign of zero),
+  // where u is sign(v) log1p(|v|) for the log1p ones and v for the others.
   std::size_t dense_col_ = 0;
   std::vector<float> dense_scale_, dense_shift_;
   std::vector<std::size_t> log1p_;
@@ -183,7 +184,7 @@ class Executor {
       const bool standardize = feat.standardizes();
       slots_.push_back({&feat, col++, n_dense_++, nullptr});
       dense_scale_.push_back(standardize ? 1.0f / feat.stddev : 1.0f);
-      dense_shift_.push_back(standardize ? -feat.mean / feat.stddev : 0.0f);
+      dense_shift_.push_back(standardize ? -feat.mean / feat.stddev : feat.takes_log1p() ? -0.0f : 0.0f);
       if (feat.takes_log1p()) log1p_.push_back(n_dense_ - 1);
     }
   }
@@ -268,9 +269,9 @@ class Executor {
       if (n_dense_) {
         const float* v = b.dense.data() + row * n_dense_;
         float* out = xr + dense_col_;
-        for (std::size_t i = 0; i < n_dense_; ++i) out[i] = v[i];
-        for (const std::size_t i : log1p_) out[i] = std::copysign(std::log1p(std::fabs(v[i])), v[i]);
-        for (std::size_t i = 0; i < n_dense_; ++i) out[i] = out[i] * dense_scale_[i] + dense_shift_[i];
+        for (std::size_t i = 0; i < n_dense_; ++i) out[i] = v[i] * dense_scale_[i] + dense_shift_[i];
+        for (const std::size_t i : log1p_)
+          out[i] = std::copysign(std::log1p(std::fabs(v[i])), v[i]) * dense_scale_[i] + dense_shift_[i];
       }
       for (std::size_t k = 0; k < n_embedded; ++k) {
         const Slot& s = slots_[k];
