@@ -34,6 +34,9 @@ const cli::Command kCommand{
         {"calib", "DATA",
          "rows (CSV/TSV, plain or gzip, read with the model's data binding) on which to report, per task, the "
          "per-row score change (median, p99, max) and the AUC change; the first rows become the file's self-test"},
+        {"max-p99", "D",
+         "with --calib: keep the quantized tensors that move scores most one step finer (int8 dense -> f16, int4 "
+         "table -> int8, int8 table -> f16) until every output's p99 |diff| is at most D"},
         {"selftest-rows", "N", "rows kept as the self-test", "4"},
         {"json", nullptr, "print one JSON object"},
     }};
@@ -67,11 +70,47 @@ struct TaskCost {
   double auc_float = NAN, auc_converted = NAN;
 };
 
-// What the conversion costs, measured on real rows (--calib).
+// The quantile q of `v` by nearest rank (v reordered; not empty).
+double quantile(std::vector<double>& v, double q) {
+  const auto k = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size()))) - (q > 0 ? 1 : 0);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
+
+// What the conversion costs, measured on real rows (--calib) against the float model's scores.
 struct Calibration {
   std::string path;
   mtlite::data::Dataset rows;
-  std::vector<TaskCost> costs;
+  std::vector<std::string> float_outputs;
+  std::vector<std::vector<float>> float_scores;  // per float output
+  std::vector<TaskCost> costs;                   // of the model written
+  std::vector<std::string> finer;                // what --max-p99 kept one step finer
+
+  // Every output's score changes per row (median, p99, max), and for a task's binary output the
+  // AUC before and after.
+  std::vector<TaskCost> measure(const mtlite::Model& model) const {
+    const auto after = cli::score_dataset(model, rows);
+    std::vector<TaskCost> out;
+    for (std::size_t o = 0; o < model.num_outputs(); ++o) {
+      TaskCost c;
+      c.output = model.output_name(o);
+      const auto fo = static_cast<std::size_t>(std::find(float_outputs.begin(), float_outputs.end(), c.output) - float_outputs.begin());
+      const std::vector<float>& before = float_scores.at(fo);
+      std::vector<double> diff(rows.rows);
+      for (std::size_t r = 0; r < rows.rows; ++r) diff[r] = std::fabs(static_cast<double>(after[o][r]) - before[r]);
+      c.max_abs_diff = *std::max_element(diff.begin(), diff.end());
+      c.p99_abs_diff = quantile(diff, 0.99);
+      c.median_abs_diff = quantile(diff, 0.5);
+      const int task = model.spec().output_task(o);
+      if (task >= 0 && model.spec().output_binary(o)) {
+        const cli::TaskColumn t = cli::task_column(rows, static_cast<std::size_t>(task));
+        c.auc_float = mtlite::auc(before, t.labels, rows.weights, t.mask);
+        c.auc_converted = mtlite::auc(after[o], t.labels, rows.weights, t.mask);
+      }
+      out.push_back(c);
+    }
+    return out;
+  }
 
   mtlite::Json costs_json() const {
     mtlite::Json out = mtlite::Json::array();
@@ -89,48 +128,62 @@ struct Calibration {
   }
 };
 
-// The q-quantile of `v` by nearest rank (v reordered; not empty).
-double quantile(std::vector<double>& v, double q) {
-  const auto k = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size()))) - (q > 0 ? 1 : 0);
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
+double worst_p99(const std::vector<TaskCost>& costs) {
+  double worst = 0;
+  for (const TaskCost& c : costs) worst = std::max(worst, c.p99_abs_diff);
+  return worst;
 }
 
-// Every output's score changes per row (median, p99, max), and for a task's binary output the
-// AUC before and after.
-std::vector<TaskCost> task_costs(const mtlite::Model& float_model, const mtlite::Model& model,
-                                 const mtlite::data::Dataset& rows) {
-  const auto before = cli::score_dataset(float_model, rows);
-  const auto after = cli::score_dataset(model, rows);
-  std::vector<TaskCost> costs;
-  for (std::size_t o = 0; o < model.num_outputs(); ++o) {
-    TaskCost c;
-    c.output = model.output_name(o);
-    const auto fo = static_cast<std::size_t>(float_model.output_index(c.output));
-    std::vector<double> diff(rows.rows);
-    for (std::size_t r = 0; r < rows.rows; ++r) diff[r] = std::fabs(static_cast<double>(after[o][r]) - before[fo][r]);
-    c.max_abs_diff = *std::max_element(diff.begin(), diff.end());
-    c.p99_abs_diff = quantile(diff, 0.99);
-    c.median_abs_diff = quantile(diff, 0.5);
-    const int task = model.spec().output_task(o);
-    if (task >= 0 && model.spec().output_binary(o)) {
-      const cli::TaskColumn t = cli::task_column(rows, static_cast<std::size_t>(task));
-      c.auc_float = mtlite::auc(before[fo], t.labels, rows.weights, t.mask);
-      c.auc_converted = mtlite::auc(after[o], t.labels, rows.weights, t.mask);
-    }
-    costs.push_back(c);
+std::optional<Calibration> calibrate(const cli::Args& args, const cli::FloatModel& input) {
+  if (!args.has("calib")) {
+    if (args.has("max-p99")) throw mtlite::Error("--max-p99 needs --calib: the rows on which to measure the p99");
+    return std::nullopt;
   }
-  return costs;
-}
-
-std::optional<Calibration> calibrate(const cli::Args& args, const cli::FloatModel& input, const mtlite::Model& model) {
-  if (!args.has("calib")) return std::nullopt;
   if (!input.binding) throw mtlite::Error("--calib needs the model's data binding: the input carries none (give --config model.json with \"data\" and column bindings)");
   if (!input.binding->fitted()) throw mtlite::Error("--calib: the data binding is incomplete: " + input.binding->unfitted_reason());
-  Calibration c{args.get("calib"), mtlite::data::load(args.get("calib"), *input.binding, input.spec), {}};
+  Calibration c{args.get("calib"), mtlite::data::load(args.get("calib"), *input.binding, input.spec), {}, {}, {}, {}};
   if (c.rows.rows == 0) throw mtlite::Error("--calib: '" + c.path + "' has no rows");
-  c.costs = task_costs(mtlite::Model(input.spec, input.weights), model, c.rows);
+  const mtlite::Model float_model(input.spec, input.weights);
+  for (std::size_t o = 0; o < float_model.num_outputs(); ++o) c.float_outputs.push_back(float_model.output_name(o));
+  c.float_scores = cli::score_dataset(float_model, c.rows);
   return c;
+}
+
+mtlite::Converted convert_model(const cli::FloatModel& input, const mtlite::ConvertOptions& options) {
+  try {
+    return mtlite::convert(input.spec, input.weights, options);
+  } catch (const mtlite::TensorError& e) {
+    throw input.in_file_terms(e);
+  }
+}
+
+// --max-p99: each quantized tensor is tried one step finer on its own and ranked by the worst
+// p99 that leaves; they are made finer in that order until the target holds. Returns the
+// conversion chosen (calib.costs and calib.finer are its own); warns when even every tensor
+// finer misses the target.
+mtlite::Converted meet_p99(const cli::FloatModel& input, mtlite::ConvertOptions options, mtlite::Converted converted,
+                           Calibration& calib, double target) {
+  calib.costs = calib.measure(converted.model());
+  if (worst_p99(calib.costs) <= target) return converted;
+  std::vector<std::pair<double, std::string>> ranked;
+  for (const auto& [name, entry] : converted.report.items()) {
+    const std::string dtype = entry.at("dtype").as_string();
+    if (dtype != "i8" && dtype != "u4" && dtype != "u8") continue;
+    mtlite::ConvertOptions one = options;
+    one.finer.insert(name);
+    ranked.emplace_back(worst_p99(calib.measure(convert_model(input, one).model())), name);
+  }
+  std::sort(ranked.begin(), ranked.end());
+  for (const auto& [p99, name] : ranked) {
+    options.finer.insert(name);
+    calib.finer.push_back(name);
+    converted = convert_model(input, options);
+    calib.costs = calib.measure(converted.model());
+    if (worst_p99(calib.costs) <= target) return converted;
+  }
+  std::fprintf(stderr, "warning: --max-p99 %g: the worst p99 is %g with every quantized tensor one step finer\n",
+               target, worst_p99(calib.costs));
+  return converted;
 }
 
 // The self-test: the first calibration rows, or seeded random ones, with the tolerance that fits
@@ -157,6 +210,7 @@ mtlite::Json metadata(const cli::Args& args, const cli::FloatModel& input, const
                               .set("embeddings", args.get("embeddings"))
                               .set("drop_aux", args.has("drop-aux"))
                               .set("tensors", converted.report);
+  if (args.has("max-p99")) settings.set("max_p99", args.real("max-p99", 0.0, 1e30));
   if (calib)
     settings.set("calibration",
                  mtlite::Json::object().set("data", calib->path).set("rows", calib->rows.rows).set("outputs", calib->costs_json()));
@@ -186,7 +240,12 @@ void print_json(const Written& w, const mtlite::Model& model, const std::optiona
                          .set("outputs", static_cast<std::uint64_t>(model.num_outputs()))
                          .set("selftest", "passed")
                          .set("seconds", w.seconds);
-  if (calib) out.set("calibration", mtlite::Json::object().set("rows", calib->rows.rows).set("outputs", calib->costs_json()));
+  if (calib) {
+    mtlite::Json finer = mtlite::Json::array();
+    for (const std::string& name : calib->finer) finer.push(name);
+    out.set("calibration",
+            mtlite::Json::object().set("rows", calib->rows.rows).set("outputs", calib->costs_json()).set("finer", std::move(finer)));
+  }
   std::printf("%s\n", out.dump().c_str());
 }
 
@@ -209,6 +268,11 @@ void print_text(const Written& w, const cli::Args& args, const mtlite::Model& mo
         std::printf(" %12.6f %12.6f %+12.6f", c.auc_float, c.auc_converted, c.auc_converted - c.auc_float);
       std::printf("\n");
     }
+    if (!calib->finer.empty()) {
+      std::printf("kept one step finer for --max-p99 %g:", args.real("max-p99", 0.0, 1e30));
+      for (const std::string& name : calib->finer) std::printf(" %s", name.c_str());
+      std::printf("\n");
+    }
   }
   std::printf("self-test: %zu rows embedded and passed on reload (%.2f s)\n", w.test_rows, w.seconds);
 }
@@ -225,15 +289,12 @@ int cmd_convert(int argc, char** argv) {
 
   const cli::FloatModel input = cli::read_float_model(w.in_path, args.get("config"));
   cli::warn_huge_weights(input.weights, w.in_path);
-  const mtlite::Converted converted = [&] {
-    try {
-      return mtlite::convert(input.spec, input.weights, options);
-    } catch (const mtlite::TensorError& e) {
-      throw input.in_file_terms(e);
-    }
-  }();
+  std::optional<Calibration> calib = calibrate(args, input);
+  mtlite::Converted converted = convert_model(input, options);
+  if (calib)
+    converted = meet_p99(input, options, std::move(converted), *calib,
+                         args.has("max-p99") ? args.real("max-p99", 0.0, 1e30) : INFINITY);
   const mtlite::Model model = converted.model();
-  const std::optional<Calibration> calib = calibrate(args, input, model);
   mtlite::Json test = record_test(model, calib, selftest_rows);
   w.test_rows = static_cast<std::size_t>(test.at("rows").as_uint64());
   mtlite::model_writer(converted.spec, converted.tensors, metadata(args, input, converted, calib, std::move(test)))

@@ -47,8 +47,15 @@ check "eval --rank-by click --relevance purchase: a ranking over the groups" bas
   "'$mtlite' eval full.mtl --data valid.csv --rank-by click --relevance purchase | grep -q 'ranked by click, relevance purchase: ndcg@10 0\.'"
 check "convert the checkpoint to int8 without auxiliary heads" "$mtlite" convert full.mtl --out int8.mtl --dtype int8 --drop-aux --calib valid.csv
 check "--calib --json: per-row |diff| median <= p99 <= max, for every output" bash -c \
-  "'$mtlite' convert full.mtl --out int8b.mtl --dtype int8 --calib valid.csv --json | grep -o '\"median_abs_diff\":[^,]*,\"p99_abs_diff\":[^,]*,\"max_abs_diff\":[^,}]*' |
+  "'$mtlite' convert full.mtl --out int8b.mtl --dtype int8 --calib valid.csv --json | tee int8b.json | grep -o '\"median_abs_diff\":[^,]*,\"p99_abs_diff\":[^,]*,\"max_abs_diff\":[^,}]*' |
    tr ':,' '  ' | awk '{ n++; if (!(\$2 <= \$4 && \$4 <= \$6 && \$6 > 0)) bad++ } END { exit !(n == 3 && !bad) }'"
+p99s() { grep -o '"p99_abs_diff":[0-9.e-]*' "$1" | cut -d: -f2; }
+target=$(p99s int8b.json | sort -g | tail -1 | awk '{ print $1 / 2 }')
+check "--max-p99 (half the worst int8 p99): tensors kept finer until every output's p99 is within it" bash -c \
+  "'$mtlite' convert full.mtl --out int8c.mtl --dtype int8 --calib valid.csv --max-p99 $target --json > int8c.json &&
+   grep -q '\"finer\":\[\"' int8c.json && $(declare -f p99s); p99s int8c.json | awk '{ n++; if (\$1 > $target) bad++ } END { exit !(n == 3 && !bad) }' &&
+   '$mtlite' inspect int8c.mtl --json | grep -q 'one step finer (calibration)'"
+fails_with "--max-p99 without --calib" "--max-p99 needs --calib" "$mtlite" convert full.mtl --out x.mtl --dtype int8 --max-p99 0.01
 check "eval of the converted model" bash -c "'$mtlite' eval int8.mtl --data valid.csv | grep -q 'purchase'"
 check "predict with the converted model: header and rows" bash -c "'$mtlite' predict int8.mtl --data valid.csv --out int8.csv && head -1 int8.csv | grep -qx 'group,purchase' && [ \$(wc -l < int8.csv) -eq \$(wc -l < valid.csv) ]"
 check "gate diagnostics and affinity are printed" bash -c "$(declare -f train); mtlite='$mtlite' config='$config'; train --out aff.mtl --epochs 1 --affinity --affinity-every 20 | grep -q 'best grouping' && train --out aff.mtl --epochs 1 | grep -q 'gates on the validation rows'"

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstring>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ struct ConvertOptions {
   // bytes of f32 at an error far below i8's) unless these are false.
   bool float_gates = true;
   bool float_heads = true;
+  // Tensors (parameter names) kept one step finer than the above: an i8 dense layer in f16, a
+  // u4 table in u8, a u8 table in f16. mtlite convert --max-p99 picks them from calibration rows.
+  std::set<std::string> finer;
 };
 
 struct Converted {
@@ -83,6 +87,11 @@ inline Converted convert(const Spec& spec_in, const Weights& weights, const Conv
     if (p.role == ParamInfo::Role::embedding) {
       const std::uint64_t rows = p.shape[0], dim = p.shape[1];
       s.dtype = options.embeddings;
+      why = "embeddings";
+      if (options.finer.count(p.name) && (s.dtype == DType::u4 || s.dtype == DType::u8)) {
+        s.dtype = s.dtype == DType::u4 ? DType::u8 : DType::f16;
+        why = "one step finer (calibration)";
+      }
       if (s.dtype == DType::f32) {
         s.data = internal::as_bytes(t.data);
       } else if (s.dtype == DType::f16) {
@@ -95,7 +104,6 @@ inline Converted convert(const Spec& spec_in, const Weights& weights, const Conv
         kernels::quantize_rows(t.data.data(), rows, dim, s.dtype == DType::u8 ? 8 : 4,
                                reinterpret_cast<std::uint8_t*>(s.data.data()));
       }
-      why = "embeddings";
     } else if (p.role == ParamInfo::Role::bias) {
       s.layout = Layout::padded16;
       std::vector<float> padded(kernels::round_to_panel(p.shape[0]), 0.0f);
@@ -116,6 +124,9 @@ inline Converted convert(const Spec& spec_in, const Weights& weights, const Conv
       } else if (type == kernels::WeightType::i8 && k > kernels::kMaxI8Inputs) {
         type = kernels::WeightType::f16;
         why = "too many inputs for i8: f16";
+      } else if (type == kernels::WeightType::i8 && options.finer.count(p.name)) {
+        type = kernels::WeightType::f16;
+        why = "one step finer (calibration)";
       }
       const std::size_t panels = kernels::panel_count(n);
       if (type == kernels::WeightType::f32) {

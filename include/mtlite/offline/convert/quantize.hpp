@@ -7,10 +7,10 @@
 //                        scale[n] = max_k |W[n][k]| / 127, Q = clamp(nearbyint(W / scale), +-127)
 //                        (a row whose scale is 0, i.e. all zero or below 127 * 2^-149: scale 1,
 //                        codes 0). W[n][k] ~ Q[n][k] * scale[n] within scale[n] / 2.
-//   quantize_rows      f32 embedding table [rows][dim] -> rows_q with 8- or 4-bit codes:
-//                        offset = min, scale = (max - min) / (2^bits - 1) (constant row:
-//                        scale 0), code = clamp(nearbyint((v - offset) / scale), 0, 2^bits - 1)
-//                        (scale 0: code 0); v ~ fma(code, scale, offset) within scale / 2.
+//   quantize_rows      f32 embedding table [rows][dim] -> rows_q with 8- or 4-bit codes,
+//                        per row the (scale, offset) with the least squared error that a search
+//                        finds (below); code = clamp(nearbyint((v - offset) / scale), 0, 2^bits - 1)
+//                        (scale 0: code 0), v ~ fma(code, scale, offset).
 // The quantizers compute in double and round once to float, so huge values (max - min above
 // FLT_MAX) do not overflow; weights must be finite. The runtime side of the i8 format (limits,
 // scratch, column sums) is kernels/i8.hpp.
@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 
 #include "../../core/dtype.hpp"
 #include "../../kernels/f16.hpp"
@@ -79,6 +80,88 @@ inline void quantize_dense_i8(const float* w, std::size_t n, std::size_t k, std:
 // ---------------------------------------------------------------------------------------------
 // Quantized embedding rows (rows_q)
 
+// One row's scale and offset. min/max (offset = min, scale = range / levels) keeps both extremes
+// exact but spends levels on them: trained rows are near-Gaussian, so most values fall on a few
+// codes. fit_row_scale also tries grids of levels * (1 +- spread) steps over the range (finer
+// ones clip the top values), fits scale and offset to each grid's codes by least squares, and
+// keeps the pair with the least squared error of the runtime's fma reconstruction after
+// re-coding (in the manner of ggml's k-quants). min/max is the first candidate and wins ties,
+// so no row gets worse; a pair that dequantizes some value to a non-finite float never wins.
+struct RowScale {
+  float scale = 0.0f, offset = 0.0f;
+};
+
+namespace detail {
+
+inline double row_code(double v, float scale, float offset, double levels) noexcept {
+  if (!(scale > 0.0f)) return 0.0;
+  const double c = std::nearbyint((v - offset) / static_cast<double>(scale));
+  return c < 0.0 ? 0.0 : c > levels ? levels : c;
+}
+
+// The squared error of `v` quantized with q, or infinity when some value dequantizes to a
+// non-finite float.
+inline double row_error(const float* v, std::size_t dim, RowScale q, double levels) noexcept {
+  double err = 0.0;
+  for (std::size_t d = 0; d < dim; ++d) {
+    const float x = std::fma(static_cast<float>(row_code(v[d], q.scale, q.offset, levels)), q.scale, q.offset);
+    if (!std::isfinite(x)) return INFINITY;
+    const double e = static_cast<double>(x) - v[d];
+    err += e * e;
+  }
+  return err;
+}
+
+// The least-squares scale and offset for v's codes on the grid of `steps` steps over
+// [lo, lo + range] (codes above levels clamped), or nothing when they are not a usable pair
+// (one code for every value; not finite, or scale not above 0, as floats).
+inline std::optional<RowScale> fit_grid(const float* v, std::size_t dim, float lo, double range, double steps,
+                                        double levels) noexcept {
+  double sc = 0, scc = 0, sv = 0, scv = 0;
+  for (std::size_t d = 0; d < dim; ++d) {
+    double c = std::nearbyint((static_cast<double>(v[d]) - lo) * steps / range);
+    c = c > levels ? levels : c;
+    sc += c;
+    scc += c * c;
+    sv += v[d];
+    scv += c * v[d];
+  }
+  const auto n = static_cast<double>(dim);
+  const double det = n * scc - sc * sc;
+  if (!(det > 0.0)) return std::nullopt;
+  const RowScale q{static_cast<float>((n * scv - sc * sv) / det), static_cast<float>((scc * sv - sc * scv) / det)};
+  if (!(q.scale > 0.0f) || !std::isfinite(q.scale) || !std::isfinite(q.offset)) return std::nullopt;
+  return q;
+}
+
+}  // namespace detail
+
+inline RowScale fit_row_scale(const float* v, std::size_t dim, unsigned bits) noexcept {
+  const double levels = bits == 4 ? 15.0 : 255.0;
+  float lo = 0.0f, hi = 0.0f;
+  if (dim) lo = hi = v[0];
+  for (std::size_t d = 1; d < dim; ++d) {
+    lo = v[d] < lo ? v[d] : lo;
+    hi = v[d] > hi ? v[d] : hi;
+  }
+  const double range = static_cast<double>(hi) - lo;
+  RowScale best{static_cast<float>(range / levels), lo};
+  if (!(range > 0.0) || dim < 3) return best;  // constant, or every value an extreme: exact
+  double best_err = detail::row_error(v, dim, best, levels);
+  constexpr int tries = 20;  // per side; a finer or wider search gained nothing on census-income
+  constexpr double spread = 0.3;
+  for (int t = -tries; t <= tries; ++t) {
+    const std::optional<RowScale> q = detail::fit_grid(v, dim, lo, range, levels * (1.0 + spread * t / tries), levels);
+    if (!q) continue;
+    const double err = detail::row_error(v, dim, *q, levels);
+    if (err < best_err) {
+      best = *q;
+      best_err = err;
+    }
+  }
+  return best;
+}
+
 // Quantizes a row-major [rows][dim] f32 table (finite) into rows of rows_q_stride(u8 or
 // u4, dim) bytes (format/mtl.hpp): f32 scale, f32 offset, codes (u8, or u4 two per byte, low
 // nibble first); every byte is written, padding zero. bits is 8 or 4.
@@ -91,23 +174,12 @@ inline void quantize_rows(const float* table, std::size_t rows, std::size_t dim,
   for (std::size_t r = 0; r < rows; ++r) {
     const float* v = table + r * dim;
     std::uint8_t* dst = out + r * stride;
-    float lo = 0.0f, hi = 0.0f;
-    if (dim) lo = hi = v[0];
-    for (std::size_t d = 1; d < dim; ++d) {
-      lo = v[d] < lo ? v[d] : lo;
-      hi = v[d] > hi ? v[d] : hi;
-    }
-    const float scale = static_cast<float>((static_cast<double>(hi) - lo) / levels);
-    std::memcpy(dst, &scale, 4);
-    std::memcpy(dst + 4, &lo, 4);
+    const RowScale q = fit_row_scale(v, dim, bits);
+    std::memcpy(dst, &q.scale, 4);
+    std::memcpy(dst + 4, &q.offset, 4);
     std::uint8_t* codes = dst + 8;
     for (std::size_t d = 0; d < dim; ++d) {
-      double c = 0.0;
-      if (scale > 0.0f) {
-        c = std::nearbyint((static_cast<double>(v[d]) - lo) / static_cast<double>(scale));
-        c = c < 0.0 ? 0.0 : c > levels ? levels : c;
-      }
-      const auto code = static_cast<std::uint8_t>(c);
+      const auto code = static_cast<std::uint8_t>(detail::row_code(v[d], q.scale, q.offset, levels));
       if (bits == 4)
         codes[d / 2] = static_cast<std::uint8_t>(codes[d / 2] | (d % 2 ? code << 4 : code));
       else
