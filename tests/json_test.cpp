@@ -412,6 +412,110 @@ TEST_CASE("number parsing") {
   CHECK(Json::parse(long_number).as_number() == doctest::Approx(0.1111111111111111));
 }
 
+// format/decimal.hpp's C-library path (the one libc++ builds use) against std::to_chars and
+// std::from_chars where the library has them, and against itself everywhere: round trips bit for
+// bit on special values and random bit patterns of doubles and floats.
+namespace {
+template <class T>
+std::string portable_text(T v) {
+  char buf[mtlite::decimal::kMaxChars];
+  return std::string(buf, mtlite::decimal::portable::print_shortest(buf, v));
+}
+template <class T>
+T portable_value(const std::string& text) {
+  T v{};
+  REQUIRE(mtlite::decimal::portable::parse(text.data(), text.data() + text.size(), v) == mtlite::decimal::Parsed::ok);
+  return v;
+}
+template <class T>
+void check_decimal(T v, int& mismatches) {
+  const std::string text = portable_text(v);
+  T back = portable_value<T>(text);
+  if (std::memcmp(&back, &v, sizeof v) != 0 && mismatches++ < 5) FAIL_CHECK("round trip changed " << text);
+#if defined(__cpp_lib_to_chars)
+  char buf[64];
+  const std::string want(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+  if (text != want && mismatches++ < 5) FAIL_CHECK("printed " << text << ", to_chars " << want);
+  T std_back{};
+  std::from_chars(want.data(), want.data() + want.size(), std_back);
+  back = portable_value<T>(want);
+  if (std::memcmp(&back, &std_back, sizeof v) != 0 && mismatches++ < 5) FAIL_CHECK("parsed " << want << " differently");
+#endif
+}
+}  // namespace
+
+TEST_CASE("decimal: the C-library path prints the shortest text and parses exactly") {
+  int mismatches = 0;
+  const double specials[] = {0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
+                             5.9604644775390625e-08 /* 2^-24 */, 0.1, 1.0 / 3.0, 100.0, 1e15, 1e16, 1e21, 1e22,
+                             1e-4, 1e-5, 123456789012345680000.0, 9007199254740993.0, 12345678.9, 0.30000000000000004};
+  for (double d : specials) check_decimal(d, mismatches);
+  for (double d : specials)
+    if (std::isfinite(static_cast<float>(d))) check_decimal(static_cast<float>(d), mismatches);
+  for (int e = -1074; e <= 1023; ++e) check_decimal(std::ldexp(1.0, e), mismatches);  // powers of two
+  for (int e = -149; e <= 127; ++e) check_decimal(std::ldexp(1.0f, e), mismatches);
+  std::mt19937_64 rng(20261203);
+  for (int i = 0; i < 30000; ++i) {
+    const std::uint64_t u = rng();
+    double d;
+    std::memcpy(&d, &u, sizeof d);
+    if (std::isfinite(d)) check_decimal(d, mismatches);
+    const auto u32 = static_cast<std::uint32_t>(u >> 16);
+    float f;
+    std::memcpy(&f, &u32, sizeof f);
+    if (std::isfinite(f)) check_decimal(f, mismatches);
+    check_decimal(std::ldexp(static_cast<double>(u % 1000000), static_cast<int>(u >> 58) - 32), mismatches);
+  }
+  CHECK(mismatches == 0);
+  // Out of range both ways, and JSON spellings the rewrite must keep.
+  double d = 7;
+  for (const std::string text : {"1e400", "-1e400", "1e-400", "0.0001e-350"})
+    CHECK(mtlite::decimal::portable::parse(text.data(), text.data() + text.size(), d) == mtlite::decimal::Parsed::out_of_range);
+  CHECK(d == 7);
+  CHECK(portable_value<double>("0e999999999999999999") == 0.0);
+  CHECK(std::signbit(portable_value<double>("-0")));
+  CHECK(portable_value<double>("-12.5e-3") == -0.0125);
+  CHECK(portable_value<double>("0.000123E+5") == 12.3);
+  CHECK(portable_value<float>("16777217") == 16777216.0f);  // ties to even, as a float
+}
+
+TEST_CASE("decimal: CSV numbers (from_chars's general format) by the C-library path") {
+  using mtlite::decimal::portable::parse_general;
+  auto general = [](const std::string& text, double& v) { return parse_general(text.data(), text.data() + text.size(), v); };
+  double v = 0;
+  for (const std::string text : {"1", "-2.5", "1.", ".5", "-.5", "1e5", "1E-5", "2.5e+3", "007", "0.000", "-0"}) {
+    CAPTURE(text);
+    CHECK(general(text, v));
+    CHECK(v == std::strtod(text.c_str(), nullptr));
+  }
+  v = 7;
+  for (const std::string text : {"", "-", ".", "-.", "+1", "1e", "1e+", "1x", " 1", "1 ", "1..2", "--1", "e5", "inf", "nan",
+                                 "0x10", "1e400", "1e-400"}) {
+    CAPTURE(text);
+    CHECK_FALSE(general(text, v));
+  }
+  CHECK(v == 7);
+#if defined(__cpp_lib_to_chars)
+  // The same verdict and value as std::from_chars on numbers printed every way.
+  std::mt19937_64 rng(7);
+  int mismatches = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const double x = std::ldexp(static_cast<double>(rng() % 2000001) - 1000000.0, static_cast<int>(rng() % 80) - 40);
+    char text[64];
+    const char* formats[] = {"%g", "%.3f", "%.17e", "%.0f", "%a"};
+    std::snprintf(text, sizeof text, formats[i % 5], x);
+    const std::string t = text;
+    double a = 0, b = 0;
+    const auto r = std::from_chars(t.data(), t.data() + t.size(), a);
+    const bool std_ok = r.ec == std::errc() && r.ptr == t.data() + t.size() && std::isfinite(a);
+    const bool ok = general(t, b);
+    if ((ok != std_ok || (ok && std::memcmp(&a, &b, sizeof a) != 0)) && mismatches++ < 5)
+      FAIL_CHECK(t << ": from_chars " << std_ok << " " << a << ", portable " << ok << " " << b);
+  }
+  CHECK(mismatches == 0);
+#endif
+}
+
 // ---------------------------------------------------------------------------------------------
 // Errors: each with the message the user will see.
 

@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -19,6 +20,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support.hpp"
@@ -1210,12 +1212,25 @@ void train_steps(Trainer& tr, const Fixture& f, std::size_t rows, int n, int fir
   }
 }
 
+// The threads of this process, once the count has settled: a joined thread can stay listed for
+// a moment after join() returns (under qemu-user, whose host thread exits after the guest's), so
+// the count is read until two reads 20 ms apart agree (at most 2 s).
 std::size_t thread_count() {
 #if defined(__linux__)
-  std::size_t n = 0;
-  if (DIR* d = opendir("/proc/self/task")) {
-    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
-    closedir(d);
+  auto read = [] {
+    std::size_t n = 0;
+    if (DIR* d = opendir("/proc/self/task")) {
+      while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+      closedir(d);
+    }
+    return n;
+  };
+  std::size_t n = read();
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const std::size_t again = read();
+    if (again == n) break;
+    n = again;
   }
   return n;
 #else

@@ -180,7 +180,7 @@ class Model {
     net_ = build_network(spec_);
     internal::Binder binder(spec_, net_, tensors, persistent);
     const auto types = binder.check();
-    plan_ = internal::Compiler(spec_, net_, [&](const std::string& prefix) { return types.at(prefix); }).run();
+    plan_ = internal::Compiler(net_, [&](const std::string& prefix) { return types.at(prefix); }).run();
     binder.bind(plan_);
     for (const auto& [name, t] : tensors) tensors_.push_back({name, t.dtype, t.layout, t.shape, t.bytes});
     if (metadata_.is_null()) metadata_ = Json::object();

@@ -3,6 +3,8 @@
 // so that they agree on what a field holds.
 #pragma once
 
+#include <mtlite/format/decimal.hpp>
+
 #include "csv.hpp"
 
 #include <charconv>
@@ -23,8 +25,7 @@ inline bool parse_number(std::string_view s, double& out) noexcept {
   if (s.size() > 1 && s[0] == '+' && s[1] != '-' && s[1] != '+') s.remove_prefix(1);
   if (s.empty()) return false;
   double d = 0;
-  const std::from_chars_result r = std::from_chars(s.data(), s.data() + s.size(), d);
-  if (r.ec != std::errc() || r.ptr != s.data() + s.size()) return false;
+  if (!decimal::parse_general(s.data(), s.data() + s.size(), d)) return false;
   if (!(std::fabs(d) <= static_cast<double>(std::numeric_limits<float>::max()))) return false;
   out = d;
   return true;

@@ -23,8 +23,8 @@ class Compiler {
   // type_of(prefix) -> the weight type of layer "<prefix>" ("expert0.0", "gate1", ...).
   using TypeOf = std::function<kernels::WeightType(const std::string&)>;
 
-  Compiler(const Spec& spec, const Network& net, TypeOf type_of)
-      : spec_(spec), net_(net), type_of_(std::move(type_of)), at_(net.nodes.size()), done_(net.nodes.size()) {}
+  Compiler(const Network& net, TypeOf type_of)
+      : net_(net), type_of_(std::move(type_of)), at_(net.nodes.size()), done_(net.nodes.size()) {}
 
   Plan run() {
     plan_.buffer_ld = {0, 0};
@@ -51,7 +51,6 @@ class Compiler {
   }
 
  private:
-  const Spec& spec_;
   const Network& net_;
   TypeOf type_of_;
   Plan plan_;

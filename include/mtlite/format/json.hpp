@@ -16,7 +16,8 @@
 //     value per 2 bytes, while the array's storage doubles (its old and its new storage both
 //     hold every value once, just before the old is freed; tests/hostile_test.cpp measures it).
 //   - Numbers are doubles. Magnitudes beyond the double range are an error; ones too small for it
-//     read as (signed) zero. Parsing uses std::from_chars, so the C locale never matters.
+//     read as (signed) zero. Numbers are read and written by format/decimal.hpp, exactly and
+//     whatever the C locale, on every C++ library.
 // Every failure throws mtlite::Error("json: <reason> at line L, column C"); columns count bytes.
 //
 // Writing is the mirror image: dump() emits only what parse() accepts, so parse(v.dump()) == v for
@@ -48,6 +49,7 @@
 
 #include "../core/error.hpp"
 #include "../core/quote.hpp"
+#include "decimal.hpp"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define MTLITE_JSON_NOINLINE __attribute__((noinline))
@@ -100,10 +102,9 @@ class Json {
   // of a double's 17, and as_float() reads back exactly f.
   static Json from_float(float f) {
     if (!std::isfinite(f)) return Json(static_cast<double>(f));
-    char buf[32];
-    const auto r = std::to_chars(buf, buf + sizeof buf, f);
+    char buf[decimal::kMaxChars];
     double d = 0.0;
-    std::from_chars(buf, r.ptr, d);
+    decimal::parse_double(buf, decimal::print_shortest(buf, f), d);
     return Json(d);
   }
 
@@ -323,13 +324,12 @@ class Json {
   // Shortest text that reads back as the same double: integers print without a decimal point
   // ("3", "9007199254740992"), the rest as "0.1", "1e+300" and so on.
   static void append_number(std::string& out, double d) {
-    char buf[32];  // the longest shortest-round-trip double is 24 characters
+    char buf[decimal::kMaxChars];
     // Shortest round trip alone spells 1000000 as "1e+06"; whole numbers up to 2^53 read better
     // in full.
     const bool whole = std::fabs(d) <= kMaxExactInteger && d == std::trunc(d) && !(d == 0 && std::signbit(d));
-    const std::to_chars_result r = whole ? std::to_chars(buf, buf + sizeof buf, static_cast<std::int64_t>(d))
-                                         : std::to_chars(buf, buf + sizeof buf, d);
-    out.append(buf, r.ptr);
+    out.append(buf, whole ? std::to_chars(buf, buf + sizeof buf, static_cast<std::int64_t>(d)).ptr
+                          : decimal::print_shortest(buf, d));
   }
   static std::string number_for_message(double d) {
     if (std::isnan(d)) return "nan";
@@ -752,10 +752,8 @@ class Json::Parser {
     double value = 0;
     const char* first = text_.data() + start;
     const char* last = text_.data() + pos_;
-    const std::from_chars_result r = std::from_chars(first, last, value);
-    if (r.ec == std::errc() && r.ptr == last) return value;
-    if (r.ec != std::errc::result_out_of_range) fail_at(start, "invalid number");  // not reached
-    // from_chars reports underflow and overflow alike. The decimal order of magnitude of the
+    if (decimal::parse_double(first, last, value) == decimal::Parsed::ok) return value;
+    // Underflow and overflow are reported alike. The decimal order of magnitude of the
     // first significant digit tells them apart: below the double range reads as zero.
     long long order;
     if (text_[int_start] != '0') {

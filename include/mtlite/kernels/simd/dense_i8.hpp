@@ -13,11 +13,14 @@
 //                 output, added pairwise once in the epilogue. (vpmaddubsw would be one
 //                 instruction less but saturates its int16 sums: 2 x 255 x 127 > 32767.)
 //   NEON + I8MM   four usdot per row and panel (4 outputs x 4 k each)
+//   NEON + DotProd the same with sdot, whose activations are signed: the bytes less 128 (a flip
+//                 of the top bit), so the sums are acc - 128 colsum and the epilogue subtracts
+//                 (zp - 128) colsum instead of zp colsum (exact in int32, as the reference's)
 //   NEON          the group de-interleaved by ld4 (one vector of 16 outputs per k) and widened
 //                 to int16, then 16 smlal by lane per row and panel (exact int32 sums)
 // Tile shapes (rows x panels, batch / single row) were measured on Zen 5 for the x86 paths:
 // AVX-512 VNNI 8 x 3 / 1 x 4, AVX-VNNI 3 x 2 / 1 x 4, AVX2 3 x 1 / 1 x 2; NEON (not measured on
-// hardware, sized to the 32 registers) 4 x 1 / 1 x 2 and I8MM 4 x 1 / 1 x 4.
+// hardware, sized to the 32 registers) 4 x 1 / 1 x 2, DotProd and I8MM 4 x 1 / 1 x 4.
 // The int32 sums are exact, so the order does not matter; the epilogue is the reference's:
 // acc - zp * colsum (int32), convert, one fma with sx * scale[n] and bias[n], activation.
 // Without one of these paths (x86 without AVX2 + FMA, 32-bit ARM) the scalar reference runs.
@@ -167,7 +170,7 @@ inline void quantize_activations(std::size_t m, const float* x, std::size_t ldx,
 // Register tiles
 
 #if defined(MTLITE_I8_AVX512VNNI) || defined(MTLITE_I8_AVXVNNI) || defined(MTLITE_I8_AVX2) || \
-    defined(MTLITE_I8_NEON_I8MM) || defined(MTLITE_I8_NEON)
+    defined(MTLITE_I8_NEON_I8MM) || defined(MTLITE_I8_NEON_DOT) || defined(MTLITE_I8_NEON)
 #define MTLITE_I8_SIMD 1
 
 namespace detail_i8 {
@@ -222,7 +225,7 @@ MTLITE_ALWAYS_INLINE void store_panel(Activation a, __m256 lo, __m256 hi, float*
 }
 #endif
 
-#if defined(MTLITE_I8_NEON_I8MM) || defined(MTLITE_I8_NEON)
+#if defined(MTLITE_I8_NEON_I8MM) || defined(MTLITE_I8_NEON_DOT) || defined(MTLITE_I8_NEON)
 MTLITE_ALWAYS_INLINE float32x4_t dequant4(int32x4_t acc, std::int32_t zp, float sx, const std::int32_t* colsum,
                                           const float* scale, const float* bias) noexcept {
   const int32x4_t v = vsubq_s32(acc, vmulq_n_s32(vld1q_s32(colsum), zp));
@@ -299,9 +302,9 @@ struct Ops {
 };
 inline constexpr std::size_t kI8BatchRows = 3, kI8BatchPanels = 2, kI8RowPanels = 4;
 
-#elif defined(MTLITE_I8_NEON_I8MM)
-// Four registers: outputs 4c..4c+3 in register c; usdot adds the 4 products of each output's
-// 4-group (the panels16x4 bytes of those outputs are 16 consecutive bytes).
+#elif defined(MTLITE_I8_NEON_I8MM) || defined(MTLITE_I8_NEON_DOT)
+// Four registers: outputs 4c..4c+3 in register c; usdot (sdot) adds the 4 products of each
+// output's 4-group (the panels16x4 bytes of those outputs are 16 consecutive bytes).
 struct Ops {
   struct Acc {
     int32x4_t a[4];
@@ -309,7 +312,6 @@ struct Ops {
   struct W {
     int8x16_t w[4];
   };
-  using B = uint8x16_t;
   static MTLITE_ALWAYS_INLINE Acc zero() noexcept {
     const int32x4_t z = vdupq_n_s32(0);
     return {{z, z, z, z}};
@@ -317,18 +319,32 @@ struct Ops {
   static MTLITE_ALWAYS_INLINE W load(const std::int8_t* w) noexcept {
     return {{vld1q_s8(w), vld1q_s8(w + 16), vld1q_s8(w + 32), vld1q_s8(w + 48)}};
   }
+#if defined(MTLITE_I8_NEON_I8MM)
+  using B = uint8x16_t;
+  static constexpr std::int32_t kShift = 0;
   static MTLITE_ALWAYS_INLINE B bcast(const std::uint8_t* u) noexcept {
     return vreinterpretq_u8_s32(vdupq_n_s32(load_u32(u)));
   }
   static MTLITE_ALWAYS_INLINE void madd(Acc& a, B b, const W& w) noexcept {
     for (int c = 0; c < 4; ++c) a.a[c] = vusdotq_s32(a.a[c], b, w.w[c]);
   }
+#else
+  using B = int8x16_t;  // u[0..3] - 128, four times
+  static constexpr std::int32_t kShift = 128;
+  static MTLITE_ALWAYS_INLINE B bcast(const std::uint8_t* u) noexcept {
+    return vreinterpretq_s8_u8(veorq_u8(vreinterpretq_u8_s32(vdupq_n_s32(load_u32(u))), vdupq_n_u8(0x80)));
+  }
+  static MTLITE_ALWAYS_INLINE void madd(Acc& a, B b, const W& w) noexcept {
+    for (int c = 0; c < 4; ++c) a.a[c] = vdotq_s32(a.a[c], b, w.w[c]);
+  }
+#endif
   static MTLITE_ALWAYS_INLINE void store(const Acc& a, Epilogue e, const std::int32_t* colsum, const float* scale,
                                          const float* bias, Activation act, float* y, std::size_t cols) noexcept {
-    const float32x4_t v[4] = {dequant4(a.a[0], e.zp, e.sx, colsum, scale, bias),
-                              dequant4(a.a[1], e.zp, e.sx, colsum + 4, scale + 4, bias + 4),
-                              dequant4(a.a[2], e.zp, e.sx, colsum + 8, scale + 8, bias + 8),
-                              dequant4(a.a[3], e.zp, e.sx, colsum + 12, scale + 12, bias + 12)};
+    const std::int32_t zp = e.zp - kShift;
+    const float32x4_t v[4] = {dequant4(a.a[0], zp, e.sx, colsum, scale, bias),
+                              dequant4(a.a[1], zp, e.sx, colsum + 4, scale + 4, bias + 4),
+                              dequant4(a.a[2], zp, e.sx, colsum + 8, scale + 8, bias + 8),
+                              dequant4(a.a[3], zp, e.sx, colsum + 12, scale + 12, bias + 12)};
     store_panel(act, v, y, cols);
   }
 };

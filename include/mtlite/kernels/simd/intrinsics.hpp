@@ -10,6 +10,8 @@
 //              MTLITE_I8_AVX2        AVX2 + FMA: bytes widened to int16, vpmaddwd (exact; never
 //                                    vpmaddubsw, whose int16 sums saturate)
 //              MTLITE_I8_NEON_I8MM   AArch64 + I8MM: usdot (u8 x s8, 4 products per 32-bit lane)
+//              MTLITE_I8_NEON_DOT    AArch64 + DotProd (ARMv8.2-A+): sdot (s8 x s8) on the
+//                                    activations less 128, which the epilogue adds back exactly
 //              MTLITE_I8_NEON        AArch64: bytes widened to int16, smlal by lane (exact; sdot
 //                                    would need signed activations)
 //              otherwise the scalar reference
@@ -49,6 +51,8 @@
 #define MTLITE_I8_AVX2 1
 #elif defined(__aarch64__) && defined(__ARM_FEATURE_MATMUL_INT8)
 #define MTLITE_I8_NEON_I8MM 1
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+#define MTLITE_I8_NEON_DOT 1
 #elif defined(__aarch64__)
 #define MTLITE_I8_NEON 1
 #endif
@@ -81,6 +85,8 @@ inline const char* i8_path_name() noexcept {
   return "avx2";
 #elif defined(MTLITE_I8_NEON_I8MM)
   return "neon-i8mm";
+#elif defined(MTLITE_I8_NEON_DOT)
+  return "neon-dot";
 #elif defined(MTLITE_I8_NEON)
   return "neon";
 #else

@@ -61,7 +61,11 @@ inline void quantize_dense_i8(const float* w, std::size_t n, std::size_t k, std:
     }
     const float* row = w + r * k;
     double amax = 0.0;
-    for (std::size_t c = 0; c < k; ++c) amax = std::fmax(amax, std::fabs(static_cast<double>(row[c])));
+    // (a compare, not std::fmax: GCC 12 for AArch64 crashes vectorising an fmax reduction)
+    for (std::size_t c = 0; c < k; ++c) {
+      const double a = std::fabs(static_cast<double>(row[c]));
+      amax = a > amax ? a : amax;
+    }
     float s = static_cast<float>(amax / 127.0);
     if (!(s > 0.0f)) {  // all zero, or too small to scale: every code 0
       scale[r] = 1.0f;
