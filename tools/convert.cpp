@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,8 +82,7 @@ double quantile(std::vector<double>& v, double q) {
 struct Calibration {
   std::string path;
   mtlite::data::Dataset rows;
-  std::vector<std::string> float_outputs;
-  std::vector<std::vector<float>> float_scores;  // per float output
+  std::map<std::string, std::vector<float>> float_scores;  // the float model's, by output name
   std::vector<TaskCost> costs;                   // of the model written
   std::vector<std::string> finer;                // what --max-p99 kept one step finer
 
@@ -94,8 +94,7 @@ struct Calibration {
     for (std::size_t o = 0; o < model.num_outputs(); ++o) {
       TaskCost c;
       c.output = model.output_name(o);
-      const auto fo = static_cast<std::size_t>(std::find(float_outputs.begin(), float_outputs.end(), c.output) - float_outputs.begin());
-      const std::vector<float>& before = float_scores.at(fo);
+      const std::vector<float>& before = float_scores.at(c.output);
       std::vector<double> diff(rows.rows);
       for (std::size_t r = 0; r < rows.rows; ++r) diff[r] = std::fabs(static_cast<double>(after[o][r]) - before[r]);
       c.max_abs_diff = *std::max_element(diff.begin(), diff.end());
@@ -141,11 +140,11 @@ std::optional<Calibration> calibrate(const cli::Args& args, const cli::FloatMode
   }
   if (!input.binding) throw mtlite::Error("--calib needs the model's data binding: the input carries none (give --config model.json with \"data\" and column bindings)");
   if (!input.binding->fitted()) throw mtlite::Error("--calib: the data binding is incomplete: " + input.binding->unfitted_reason());
-  Calibration c{args.get("calib"), mtlite::data::load(args.get("calib"), *input.binding, input.spec), {}, {}, {}, {}};
+  Calibration c{args.get("calib"), mtlite::data::load(args.get("calib"), *input.binding, input.spec), {}, {}, {}};
   if (c.rows.rows == 0) throw mtlite::Error("--calib: '" + c.path + "' has no rows");
   const mtlite::Model float_model(input.spec, input.weights);
-  for (std::size_t o = 0; o < float_model.num_outputs(); ++o) c.float_outputs.push_back(float_model.output_name(o));
-  c.float_scores = cli::score_dataset(float_model, c.rows);
+  std::vector<std::vector<float>> scores = cli::score_dataset(float_model, c.rows);
+  for (std::size_t o = 0; o < float_model.num_outputs(); ++o) c.float_scores[float_model.output_name(o)] = std::move(scores[o]);
   return c;
 }
 
