@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quick start's main job, from a fresh machine to a model ranking items:
-#   1. install the Debian packages and build mtlite (release, tuned for this CPU) into build/;
+#   1. install the Debian packages and build mtlite (release; kernels chosen at run time for
+#      this CPU, -Dsimd=dispatch) into build/;
 #   2. generate a shopping funnel (impressions with click, add-to-cart and purchase labels) and
 #      split it into train, validation and test rows;
 #   3. train an MMoE with purchase as the main task and click and cart as auxiliary tasks,

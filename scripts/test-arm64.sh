@@ -3,37 +3,36 @@
 #   scripts/test-arm64.sh
 # 1. installs what it needs when dpkg says it is missing (Debian, root or sudo): the arm64
 #    architecture, g++-aarch64-linux-gnu, qemu-user, the arm64 xsimd and zlib;
-# 2. cross-builds the library, the mtlite command and the test suite (cross/aarch64-linux-gnu.ini)
-#    once per int8 path, each chosen by the target flags, and runs the whole suite under
-#    qemu-user on CPUs that have what the build needs:
-#      neon  -march=armv8-a                 the whole suite, on cortex-a72 (no dot product) and max
-#      dot   -march=armv8.2-a+dotprod       the suites that run kernels, on max   (sdot)
-#      i8mm  -march=armv8.6-a+i8mm          the suites that run kernels, on max   (usdot)
-#    and checks from the quant suite's report that each build ran the path it was built for
-#    (the int8 path is all that differs between the three builds);
+# 2. cross-builds the library, the mtlite command and the test suite once for any ARMv8-A CPU
+#    (cross/aarch64-linux-gnu.ini, -Dsimd=dispatch: the int8 path is chosen at run time from
+#    the CPU's hardware capabilities) and runs it under qemu-user:
+#      cortex-a72 (no dot product)  the suite less the command tests (the kernels differ, not
+#                                   the command): the best level there is neon (smlal)
+#      max (dot product and i8mm)   the whole suite: the best level there is neon-i8mm (usdot)
+#      max, MTLITE_KERNELS=neon-dot and =scalar   the suites that run kernels (sdot; ref/)
+#    and checks from the quant suite's report that each run used the path it should;
 # 3. builds the library, the command and the suite with clang and libc++ (the compiler and C++
-#    library of the Android NDK and Xcode) for this machine and runs the suite.
+#    library of the Android NDK and Xcode) for this machine (-Dsimd=dispatch) and runs the suite,
+#    at every level this CPU runs.
 # Ends with "Ok: N" and "Fail: N" (one per suite run, as meson test counts them) and exits non-zero
 # on any failure.
 #
-# Environment: ARM64_BUILD_PREFIX (build-arm64: directories build-arm64-neon, -dot, -i8mm),
-# ARM64_BUILD_JOBS (2), ARM64_PATHS (the builds to make: "neon dot i8mm"), LIBCXX_BUILD_DIR
+# Environment: ARM64_BUILD_DIR (build-arm64), ARM64_BUILD_JOBS (2), LIBCXX_BUILD_DIR
 # (build-libcxx; LIBCXX_BUILD_DIR=none skips step 3).
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-prefix=${ARM64_BUILD_PREFIX:-$root/build-arm64}
+dir=${ARM64_BUILD_DIR:-$root/build-arm64}
 jobs=${ARM64_BUILD_JOBS:-2}
-read -r -a paths <<< "${ARM64_PATHS:-neon dot i8mm}"
 ok=0; fail=0
 finish() { echo "Ok: $ok"; echo "Fail: $fail"; [ "$fail" -eq 0 ]; exit $?; }
 # Runs a build's suite (meson test, with VAR=value environment), adds its counts to ok and fail,
 # and prints them under a label; then checks the quant suite's i8 path report when one is wanted.
-run_suite() {  # label dir log want_i8_path "suites (empty: all)" [VAR=value...]
-  local label=$1 dir=$2 log=$3 want=$4 suites=$5 n_ok n_fail
+run_suite() {  # label dir log want_i8_path "meson test selection" [VAR=value...]
+  local label=$1 dir=$2 log=$3 want=$4 selection=$5 n_ok n_fail
   shift 5
-  # shellcheck disable=SC2086 # the suite names are words
-  env "$@" meson test -C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier 6 $suites > "$log" 2>&1
+  # shellcheck disable=SC2086 # the selection is words
+  env "$@" meson test -C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier 6 $selection > "$log" 2>&1
   n_ok=$(awk '/^Ok:/{print $2}' "$log" | tail -n 1)
   n_fail=$(awk '/^(Fail|Unexpected Pass|Timeout):/{s+=$NF} END{print s+0}' "$log")
   [ -n "$n_ok" ] || { n_ok=0; n_fail=$((n_fail + 1)); tail -n 20 "$log"; }
@@ -68,33 +67,23 @@ if [ ${#missing[@]} -gt 0 ]; then
     { echo "test-arm64.sh: cannot install ${missing[*]}"; fail=1; finish; }
 fi
 
-# --- 2. builds and emulated runs ------------------------------------------------------------
-march_of() { case $1 in neon) echo armv8-a ;; dot) echo armv8.2-a+dotprod ;; i8mm) echo armv8.6-a+i8mm ;; esac; }
-cpus_of() { case $1 in neon) echo "cortex-a72 max" ;; *) echo max ;; esac; }
+# --- 2. build and emulated runs -------------------------------------------------------------
+echo "== ARM64 (armv8-a, int8 path chosen at run time)"
+[ -f "$dir/build.ninja" ] || rm -rf "$dir"
+if [ ! -f "$dir/build.ninja" ] &&
+   ! meson setup "$dir" "$root" --cross-file "$root/cross/aarch64-linux-gnu.ini" -Dwerror=true \
+       -Dbenchmarks=false > "$dir.setup.log" 2>&1; then
+  cat "$dir.setup.log"; fail=$((fail + 1)); finish
+fi
+if ! ninja -C "$dir" -j"$jobs" > "$dir.build.log" 2>&1; then
+  tail -n 40 "$dir.build.log"; fail=$((fail + 1)); finish
+fi
 kernel_suites="kernels quant architectures session threads alloc hostile"
-suites_of() { case $1 in neon) echo "" ;; *) echo "$kernel_suites" ;; esac; }
-i8_path_of() { case $1 in neon) echo neon ;; dot) echo neon-dot ;; i8mm) echo neon-i8mm ;; esac; }
-
-for path in "${paths[@]}"; do
-  march=$(march_of "$path")
-  [ -n "$march" ] || { echo "test-arm64.sh: unknown path '$path' (neon, dot, i8mm)"; fail=$((fail + 1)); continue; }
-  dir=$prefix-$path
-  echo "== $path: -march=$march"
-  [ -f "$dir/build.ninja" ] || rm -rf "$dir"
-  if [ ! -f "$dir/build.ninja" ] &&
-     ! meson setup "$dir" "$root" --cross-file "$root/cross/aarch64-linux-gnu.ini" -Dwerror=true \
-         -Dsimd=portable -Dbenchmarks=false -Dcpp_args="-march=$march" > "$dir.setup.log" 2>&1; then
-    cat "$dir.setup.log"; fail=$((fail + 1)); continue
-  fi
-  targets=()
-  for suite in $(suites_of "$path"); do targets+=("tests/${suite}_test"); done
-  if ! ninja -C "$dir" -j"$jobs" "${targets[@]}" > "$dir.build.log" 2>&1; then
-    tail -n 40 "$dir.build.log"; fail=$((fail + 1)); continue
-  fi
-  for cpu in $(cpus_of "$path"); do
-    run_suite "$path on $cpu" "$dir" "$dir/test-$cpu.log" "$(i8_path_of "$path")" "$(suites_of "$path")" QEMU_CPU="$cpu"
-  done
-done
+at_level() { for s in $kernel_suites; do echo -n "$s@$1 "; done; }
+run_suite "cortex-a72" "$dir" "$dir/test-cortex-a72.log" neon "--no-suite levels --no-suite cli" QEMU_CPU=cortex-a72
+run_suite "max" "$dir" "$dir/test-max.log" neon-i8mm "--no-suite levels" QEMU_CPU=max
+run_suite "max, neon-dot" "$dir" "$dir/test-max-dot.log" neon-dot "$(at_level neon-dot)" QEMU_CPU=max
+run_suite "max, scalar" "$dir" "$dir/test-max-scalar.log" scalar "$(at_level scalar)" QEMU_CPU=max
 
 # --- 3. clang and libc++ ----------------------------------------------------------------------
 libcxx=${LIBCXX_BUILD_DIR:-$root/build-libcxx}
@@ -102,7 +91,7 @@ if [ "$libcxx" != none ]; then
   echo "== clang + libc++ (this machine)"
   [ -f "$libcxx/build.ninja" ] || rm -rf "$libcxx"
   if [ ! -f "$libcxx/build.ninja" ] &&
-     ! CXX=clang++ meson setup "$libcxx" "$root" -Dwerror=true -Dbenchmarks=false -Dsimd=native \
+     ! CXX=clang++ meson setup "$libcxx" "$root" -Dwerror=true -Dbenchmarks=false \
          -Dcpp_args=-stdlib=libc++ -Dcpp_link_args=-stdlib=libc++ > "$libcxx.setup.log" 2>&1; then
     cat "$libcxx.setup.log"; fail=$((fail + 1))
   elif ! ninja -C "$libcxx" -j"$jobs" > "$libcxx.build.log" 2>&1; then

@@ -32,6 +32,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <sstream>
@@ -187,7 +188,7 @@ void check_dense(const Layer& L, std::size_t m, const std::vector<float>& x, std
       rep.near(yr[r * ldy + c], want, dense_tol(L, e.mag[r * L.n + c], want), "ref vs exact", r, c);
     }
 #if !defined(MTLITE_NO_SIMD)
-  const std::vector<float> ys = run_dense(&K::simd::dense, m, x, ldx, L, ldy, rep);
+  const std::vector<float> ys = run_dense(K::table().dense, m, x, ldx, L, ldy, rep);
   for (std::size_t r = 0; r < m; ++r)
     for (std::size_t c = 0; c < L.n; ++c) {
       const double want = yr[r * ldy + c];
@@ -298,7 +299,7 @@ TEST_CASE("dense: tight buffers (ldx == K, ldy == N)") {
           }
 #if !defined(MTLITE_NO_SIMD)
         std::vector<float> ys(m * n, sentinel());
-        K::simd::dense(m, x.data(), k, L.view(), ys.data(), n);
+        K::table().dense(m, x.data(), k, L.view(), ys.data(), n);
         for (std::size_t r = 0; r < m; ++r)
           for (std::size_t c = 0; c < n; ++c)
             rep.near(ys[r * n + c], yr[r * n + c],
@@ -338,9 +339,9 @@ TEST_CASE("dense: per-panel activation is applied to its own panel only") {
   const std::vector<float> x(2 * k, 1.0f);
   const float want[] = {0.0f, -2.0f, std::tanh(-2.0f), 1.0f / (1.0f + std::exp(2.0f)), 0.0f};
   using Fn = DenseFn;
-  std::vector<Fn> fns = {&ref::dense, &K::dense};
+  std::vector<Fn> fns = {&ref::dense, K::dense};
 #if !defined(MTLITE_NO_SIMD)
-  fns.push_back(&K::simd::dense);
+  fns.push_back(K::table().dense);
 #endif
   for (Fn fn : fns)
     for (std::size_t m : {std::size_t{1}, std::size_t{2}}) {
@@ -384,9 +385,9 @@ TEST_CASE("dense: m = 0 writes nothing") {
   Rng rng(3);
   Layer L(rng, 7, 20);
   const std::vector<float> x(8, 1.0f);
-  std::vector<DenseFn> fns = {&ref::dense, &K::dense};
+  std::vector<DenseFn> fns = {&ref::dense, K::dense};
 #if !defined(MTLITE_NO_SIMD)
-  fns.push_back(&K::simd::dense);
+  fns.push_back(K::table().dense);
 #endif
   for (DenseFn fn : fns) {
     std::vector<float> y(2 * 24, sentinel());
@@ -446,7 +447,7 @@ TEST_CASE("activation: simd against ref, every length") {
       std::copy(x.begin(), x.end(), yr.begin());
       std::copy(x.begin(), x.end(), ys.begin());
       ref::activation(a, yr.data(), n);
-      K::simd::activation(a, ys.data(), n);
+      K::table().activation(a, ys.data(), n);
       Report rep;
       for (std::size_t i = 0; i < n; ++i) {
         if (a == Activation::identity) {
@@ -467,7 +468,7 @@ TEST_CASE("activation: simd on a dense sweep of [-30, 30]") {
   for (Activation a : {Activation::relu, Activation::sigmoid, Activation::tanh}) {
     std::vector<float> yr = x, ys = x;
     ref::activation(a, yr.data(), yr.size());
-    K::simd::activation(a, ys.data(), ys.size());
+    K::table().activation(a, ys.data(), ys.size());
     Report rep;
     for (std::size_t i = 0; i < x.size(); ++i) rep.near(ys[i], yr[i], act_tol(a, yr[i]), "sweep", 0, i);
     CHECK_MESSAGE(rep.ok(), "act=" << mtlite::to_string(a) << ": " << rep.text());
@@ -498,7 +499,7 @@ using SoftmaxFn = void (*)(float*, std::size_t) noexcept;
 std::vector<SoftmaxFn> softmax_backends() {
   std::vector<SoftmaxFn> fns = {&ref::softmax};
 #if !defined(MTLITE_NO_SIMD)
-  fns.push_back(&K::simd::softmax);
+  fns.push_back(K::table().softmax);
 #endif
   return fns;
 }
@@ -540,7 +541,7 @@ TEST_CASE("softmax: against the exact value, every length") {
 #if !defined(MTLITE_NO_SIMD)
     std::vector<float> ys(n + 3, sentinel());
     std::copy(x.begin(), x.end(), ys.begin());
-    K::simd::softmax(ys.data(), n);
+    K::table().softmax(ys.data(), n);
     sum = 0.0;
     for (std::size_t i = 0; i < n; ++i) {
       rep.near(ys[i], yr[i], 2.0 * softmax_tol(n, yr[i]), "simd vs ref", 0, i);
@@ -724,7 +725,7 @@ TEST_CASE("mix: rows x experts x width, strided gates, experts and output") {
             rep.near(yr[r * c.ldo + h], v, (E + 1) * kU * mag, "ref vs exact", r, h);
           }
 #if !defined(MTLITE_NO_SIMD)
-        const std::vector<float> ys = c.run(&K::simd::mix, rep);
+        const std::vector<float> ys = c.run(K::table().mix, rep);
         for (std::size_t r = 0; r < rows; ++r)
           for (std::size_t h = 0; h < width; ++h) {
             double v, mag;
@@ -739,9 +740,9 @@ TEST_CASE("mix: rows x experts x width, strided gates, experts and output") {
 
 TEST_CASE("mix: one-hot gates select an expert exactly") {
   Rng rng(22);
-  std::vector<MixFn> fns = {&ref::mix, &K::mix};
+  std::vector<MixFn> fns = {&ref::mix, K::mix};
 #if !defined(MTLITE_NO_SIMD)
-  fns.push_back(&K::simd::mix);
+  fns.push_back(K::table().mix);
 #endif
   for (MixFn fn : fns)
     for (std::size_t width : {std::size_t{7}, std::size_t{64}, std::size_t{100}}) {
@@ -805,7 +806,7 @@ TEST_CASE("add_rows: repeated rows, count 0, every dim") {
         if (!is_sentinel(yr[d])) rep.fail("ref wrote past dim");
 #if !defined(MTLITE_NO_SIMD)
       std::vector<float> ys = init;
-      K::simd::add_rows(table.data(), dim, rows.data(), count, ys.data());
+      K::table().add_rows(table.data(), dim, rows.data(), count, ys.data());
       for (std::size_t d = 0; d < dim + 5; ++d)
         if (!same_bits(ys[d], yr[d])) rep.fail("simd differs from ref at " + std::to_string(d));
 #endif
@@ -815,9 +816,9 @@ TEST_CASE("add_rows: repeated rows, count 0, every dim") {
 }
 
 TEST_CASE("add_rows: a row repeated k times adds k times the row") {
-  std::vector<AddRowsFn> fns = {&ref::add_rows, &K::add_rows};
+  std::vector<AddRowsFn> fns = {&ref::add_rows, K::add_rows};
 #if !defined(MTLITE_NO_SIMD)
-  fns.push_back(&K::simd::add_rows);
+  fns.push_back(K::table().add_rows);
 #endif
   const std::size_t dim = 19;
   std::vector<float> table(3 * dim);
@@ -841,34 +842,83 @@ bool same_function(Fn a, Fn b) {
   return a == b;
 }
 
+// The code paths each level must run: a level whose table reports other paths was compiled
+// with the wrong flags, or its code was replaced by another level's.
+struct LevelPaths {
+  const char *level, *i8, *f16, *q;
+};
+constexpr LevelPaths kLevelPaths[] = {
+    {"scalar", "scalar", "scalar", "scalar"},       {"sse2", "scalar", "scalar", "scalar"},
+    {"avx2", "avx2", "f16c", "avx2"},               {"avxvnni", "avxvnni", "f16c", "avx2"},
+    {"avx512", "avx2", "avx512", "avx512"},         {"avx512vnni", "avx512vnni", "avx512", "avx512"},
+    {"neon", "neon", "neon", "neon"},               {"neon-dot", "neon-dot", "neon", "neon"},
+    {"neon-i8mm", "neon-i8mm", "neon", "neon"},
+};
+
+void check_level_paths(const K::KernelTable& t) {
+  INFO("level " << t.level);
+  const LevelPaths* want = nullptr;
+  for (const LevelPaths& p : kLevelPaths)
+    if (std::string(p.level) == t.level) want = &p;
+  REQUIRE(want != nullptr);
+  CHECK(std::string(t.i8_path) == want->i8);
+  CHECK(std::string(t.f16_path) == want->f16);
+  CHECK(std::string(t.q_path) == want->q);
+}
+
 }  // namespace
 
-TEST_CASE("dispatch: mtlite::kernels:: names the selected backend") {
-  MESSAGE("kernel backend: " << std::string(K::backend_name()));
-#if defined(MTLITE_NO_SIMD)
+TEST_CASE("dispatch: mtlite::kernels:: names the kernels in use, and they are that level's") {
+  MESSAGE("kernels: " << K::describe(K::table()));
+  CHECK(std::string(K::backend_name()) == K::table().arch);
+#if defined(MTLITE_DISPATCH)
+  // Run by the per-level tests with MTLITE_KERNELS set (tests/meson.build); otherwise the best.
+  const char* env = std::getenv("MTLITE_KERNELS");
+  const std::string supported = K::supported_levels();
+  MESSAGE("this CPU runs: " << supported);
+  if (env != nullptr && *env != '\0') CHECK(std::string(K::table().level) == env);
+  else CHECK(std::string(K::table().level) == supported.substr(0, supported.find(' ')));
+  check_level_paths(K::table());
+  // Every level this CPU runs can be chosen and is what it says; the others are refused.
+  const std::string before = K::table().level;
+  for (const K::KernelTable* t : K::all_levels()) {
+    if (K::cpu_runs(t->level)) {
+      K::use_level(t->level);
+      CHECK(&K::table() == t);
+      check_level_paths(*t);
+    } else {
+      CHECK_THROWS_WITH(K::use_level(t->level),
+                        doctest::Contains("is not supported by this CPU"));
+    }
+  }
+  CHECK_THROWS_WITH(K::use_level("avx3"), doctest::Contains("unknown kernel level 'avx3' (levels: "));
+  K::use_level(before);
+  CHECK(std::string(K::table().level) == before);
+#elif defined(MTLITE_NO_SIMD)
   CHECK(std::string(K::backend_name()) == "scalar");
   CHECK_FALSE(mtlite::kSimd);
-  CHECK(same_function<DenseFn>(&K::dense, &ref::dense));
-  CHECK(same_function<SoftmaxFn>(&K::softmax, &ref::softmax));
-  CHECK(same_function<MixFn>(&K::mix, &ref::mix));
-  CHECK(same_function<AddRowsFn>(&K::add_rows, &ref::add_rows));
+  CHECK(&K::table() == &K::kRefTable);
+  CHECK(same_function<DenseFn>(K::dense, &ref::dense));
+  CHECK(same_function<SoftmaxFn>(K::softmax, &ref::softmax));
+  CHECK(same_function<MixFn>(K::mix, &ref::mix));
+  CHECK(same_function<AddRowsFn>(K::add_rows, &ref::add_rows));
 #else
+  // Header-only: the compiler flags chose.
   CHECK(std::string(K::backend_name()) == K::simd::arch_name());
   CHECK(std::string(K::backend_name()) != "scalar");
   CHECK(mtlite::kSimd);
-  CHECK(same_function<DenseFn>(&K::dense, &K::simd::dense));
-  CHECK(same_function<SoftmaxFn>(&K::softmax, &K::simd::softmax));
-  CHECK(same_function<MixFn>(&K::mix, &K::simd::mix));
-  CHECK(same_function<AddRowsFn>(&K::add_rows, &K::simd::add_rows));
+  check_level_paths(K::table());
+  CHECK(same_function<DenseFn>(K::dense, &K::simd::dense));
+  CHECK(same_function<SoftmaxFn>(K::softmax, &K::simd::softmax));
+  CHECK(same_function<MixFn>(K::mix, &K::simd::mix));
+  CHECK(same_function<AddRowsFn>(K::add_rows, &K::simd::add_rows));
+  CHECK(same_function<DenseFn>(K::table().dense, &K::simd::dense));
 #endif
 }
 
-TEST_CASE("dispatch: mtlite::kernels:: computes what its backend computes, bit for bit") {
-#if defined(MTLITE_NO_SIMD)
-  namespace B = mtlite::kernels::ref;
-#else
-  namespace B = mtlite::kernels::simd;
-#endif
+TEST_CASE("dispatch: mtlite::kernels:: computes what its table holds, bit for bit") {
+  // The table in use, entry by entry (what kernels.hpp's names call).
+  const K::KernelTable& B = K::table();
   Rng rng(41);
   // dense, with mixed activations
   Layer L(rng, 33, 57);
@@ -877,28 +927,28 @@ TEST_CASE("dispatch: mtlite::kernels:: computes what its backend computes, bit f
   for (std::size_t m : {std::size_t{1}, std::size_t{13}}) {
     std::vector<float> a(m * 60, sentinel()), b(m * 60, sentinel());
     K::dense(m, x.data(), 40, L.view(), a.data(), 60);
-    B::dense(m, x.data(), 40, L.view(), b.data(), 60);
+    B.dense(m, x.data(), 40, L.view(), b.data(), 60);
     CHECK(std::equal(a.begin(), a.end(), b.begin(), same_bits));
   }
   // activation
   for (Activation act : kActs) {
     std::vector<float> a = activation_inputs(rng, 37), b = a;
     K::activation(act, a.data(), a.size());
-    B::activation(act, b.data(), b.size());
+    B.activation(act, b.data(), b.size());
     CHECK(std::equal(a.begin(), a.end(), b.begin(), same_bits));
   }
   // softmax
   {
     std::vector<float> a = random_vector(rng, 37, -8.0f, 8.0f), b = a;
     K::softmax(a.data(), a.size());
-    B::softmax(b.data(), b.size());
+    B.softmax(b.data(), b.size());
     CHECK(std::equal(a.begin(), a.end(), b.begin(), same_bits));
   }
   // mix
   {
     const MixCase c(rng, 3, 4, 77);
     Report rep;
-    const std::vector<float> a = c.run(&K::mix, rep), b = c.run(&B::mix, rep);
+    const std::vector<float> a = c.run(K::mix, rep), b = c.run(B.mix, rep);
     CHECK_REPORT(rep);
     CHECK(std::equal(a.begin(), a.end(), b.begin(), same_bits));
   }
@@ -908,7 +958,7 @@ TEST_CASE("dispatch: mtlite::kernels:: computes what its backend computes, bit f
     const std::vector<std::uint64_t> rows = {1, 9, 1, 4};
     std::vector<float> a(37, 0.25f), b = a;
     K::add_rows(table.data(), 37, rows.data(), rows.size(), a.data());
-    B::add_rows(table.data(), 37, rows.data(), rows.size(), b.data());
+    B.add_rows(table.data(), 37, rows.data(), rows.size(), b.data());
     CHECK(std::equal(a.begin(), a.end(), b.begin(), same_bits));
   }
 }

@@ -473,9 +473,9 @@ std::vector<float> make_input(Rng& rng, std::size_t m, std::size_t k, std::size_
 
 TEST_CASE("quantize_activations: the documented bytes; SIMD bytes identical") {
   Rng rng(17);
-  std::vector<QuantizeFn> fns = {&ref::quantize_activations, &K::quantize_activations};
+  std::vector<QuantizeFn> fns = {&ref::quantize_activations, K::quantize_activations};
 #if !defined(MTLITE_NO_SIMD)
-  fns.push_back(&K::simd::quantize_activations);
+  fns.push_back(K::table().quantize_activations);
 #endif
   for (std::size_t k : {1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 100, 257, 1000})
     for (std::size_t m : {1, 2, 7, 13}) {
@@ -523,7 +523,7 @@ TEST_CASE("quantize_activations: ties and extremes") {
   };
   std::vector<QuantizeFn> fns = {&ref::quantize_activations};
 #if !defined(MTLITE_NO_SIMD)
-  fns.push_back(&K::simd::quantize_activations);
+  fns.push_back(K::table().quantize_activations);
 #endif
   for (const auto& x : rows)
     for (QuantizeFn fn : fns) {
@@ -563,7 +563,7 @@ TEST_CASE("quantize_activations: rows with Inf, NaN or an overflowing range give
   const float big = std::numeric_limits<float>::max();
   std::vector<QuantizeFn> fns = {&ref::quantize_activations};
 #if !defined(MTLITE_NO_SIMD)
-  fns.push_back(&K::simd::quantize_activations);
+  fns.push_back(K::table().quantize_activations);
 #endif
   for (const std::size_t k : {1, 3, 8, 17, 40})
     for (std::size_t at = 0; at < k; at += 4)
@@ -669,9 +669,13 @@ std::vector<float> run_f(DenseFn fn, std::size_t m, const std::vector<float>& x,
 }
 
 #if !defined(MTLITE_NO_SIMD)
-// The SIMD activation of one value (what every lane of the vector kernels computes).
+// The vector activation of one value (what every lane of the vector kernels in use computes):
+// a run long enough for every vector width, so no element takes the scalar tail.
 float simd_act(Activation a, float v) {
-  return K::simd::activate(a, K::simd::vfloat(v)).get(0);
+  float run[64];
+  std::fill(std::begin(run), std::end(run), v);
+  K::table().activation(a, run, 64);
+  return run[0];
 }
 #endif
 
@@ -742,7 +746,7 @@ void check_i8_simd(QLayer& L, std::size_t m, const std::vector<float>& x, std::s
     L.act = acts;
   }
   std::vector<std::uint8_t> scratch;
-  const std::vector<float> ys = run_i8(&K::simd::dense_i8, m, x, ldx, L, ldy, rep, &scratch);
+  const std::vector<float> ys = run_i8(K::table().dense_i8, m, x, ldx, L, ldy, rep, &scratch);
   const std::size_t ld = K::i8_row_bytes(L.k);
   for (std::size_t r = 0; r < m; ++r)
     if (!std::equal(scratch.begin() + static_cast<std::ptrdiff_t>(r * ld),
@@ -752,7 +756,7 @@ void check_i8_simd(QLayer& L, std::size_t m, const std::vector<float>& x, std::s
   if (!std::equal(scratch.begin() + static_cast<std::ptrdiff_t>(m * ld), scratch.end(),
                   scratch_ref.begin() + static_cast<std::ptrdiff_t>(m * ld)))
     rep.fail("simd row scales / zero points differ from ref");
-  const bool scalar_path = std::string(K::simd::i8_path_name()) == "scalar";
+  const bool scalar_path = std::string(K::table().i8_path) == "scalar";
   for (std::size_t r = 0; r < m; ++r)
     for (std::size_t c = 0; c < L.n; ++c) {
       const Activation a = L.act_of(c);
@@ -781,7 +785,7 @@ const std::vector<std::size_t> kI8N = {1, 3, 15, 16, 17, 33, 100, 257};
 
 TEST_CASE("dense_i8: m x K x N grid, every activation and mixed, strided input and output") {
 #if !defined(MTLITE_NO_SIMD)
-  MESSAGE("i8 path: " << std::string(K::simd::i8_path_name()));
+  MESSAGE("i8 path: " << std::string(K::table().i8_path));
 #endif
   Rng rng(2025);
   const std::size_t max_m = kI8M.back();
@@ -855,8 +859,8 @@ TEST_CASE("dense_i8: against the f32 layer of the unquantized weights (worst-cas
         for (Activation a : kActs) {
           std::fill(L.act.begin(), L.act.end(), a);
           Report rep;
-          const std::vector<float> yq = run_i8(&K::dense_i8, m, x, ldx, L, ldy, rep);
-          const std::vector<float> yf = run_f(&K::dense, m, x, ldx, L.f32_view(), ldy, rep);
+          const std::vector<float> yq = run_i8(K::dense_i8, m, x, ldx, L, ldy, rep);
+          const std::vector<float> yf = run_f(K::dense, m, x, ldx, L.f32_view(), ldy, rep);
           for (std::size_t r = 0; r < m; ++r) {
             const QRow q = naive_quantize_row(x.data() + r * ldx, k);
             for (std::size_t c = 0; c < n; ++c) {
@@ -907,9 +911,9 @@ TEST_CASE("dense_i8: hand-computed example") {
   const int I1 = (u[0] - zp) * 127;
   const float want0 = std::fma(static_cast<float>(I0), sx * 1.0f, 10.0f);
   const float want1 = std::fma(static_cast<float>(I1), sx * (0.5f / 127.0f), -1.0f);
-  std::vector<I8Fn> fns = {&ref::dense_i8, &K::dense_i8};
+  std::vector<I8Fn> fns = {&ref::dense_i8, K::dense_i8};
 #if !defined(MTLITE_NO_SIMD)
-  fns.push_back(&K::simd::dense_i8);
+  fns.push_back(K::table().dense_i8);
 #endif
   for (I8Fn fn : fns) {
     std::vector<std::uint8_t> scratch(K::dense_i8_scratch_bytes(1, 5));
@@ -947,9 +951,9 @@ TEST_CASE("dense_i8: m = 0 writes nothing") {
   Rng rng(4);
   QLayer L(rng, 7, 20);
   const std::vector<float> x(8, 1.0f);
-  std::vector<I8Fn> fns = {&ref::dense_i8, &K::dense_i8};
+  std::vector<I8Fn> fns = {&ref::dense_i8, K::dense_i8};
 #if !defined(MTLITE_NO_SIMD)
-  fns.push_back(&K::simd::dense_i8);
+  fns.push_back(K::table().dense_i8);
 #endif
   CHECK(K::dense_i8_scratch_bytes(0, 7) == 0);
   for (I8Fn fn : fns) {
@@ -1013,7 +1017,7 @@ void check_f16(const HLayer& L, std::size_t m, const std::vector<float>& x, std:
       rep.near(yr[r * ldy + c], want, tol[r * L.n + c], "ref vs exact", r, c);
     }
 #if !defined(MTLITE_NO_SIMD)
-  const std::vector<float> ys = run_f(&K::simd::dense_f16, m, x, ldx, L.view(), ldy, rep);
+  const std::vector<float> ys = run_f(K::table().dense_f16, m, x, ldx, L.view(), ldy, rep);
   for (std::size_t r = 0; r < m; ++r)
     for (std::size_t c = 0; c < L.n; ++c)
       rep.near(ys[r * ldy + c], yr[r * ldy + c], 2 * tol[r * L.n + c], "simd vs ref", r, c);
@@ -1024,7 +1028,7 @@ void check_f16(const HLayer& L, std::size_t m, const std::vector<float>& x, std:
 
 TEST_CASE("dense_f16: m x K x N grid, every activation and mixed, strided") {
 #if !defined(MTLITE_NO_SIMD)
-  MESSAGE("f16 path: " << std::string(K::simd::f16_path_name()));
+  MESSAGE("f16 path: " << std::string(K::table().f16_path));
 #endif
   Rng rng(2026);
   for (std::size_t k : {1, 2, 3, 7, 16, 17, 33, 100, 257})
@@ -1055,8 +1059,8 @@ TEST_CASE("dense_f16: against the f32 layer of the unrounded weights") {
       for (Activation a : kActs) {
         std::fill(L.act.begin(), L.act.end(), a);
         Report rep;
-        const std::vector<float> yh = run_f(&K::dense_f16, m, x, ldx, L.view(), ldy, rep);
-        const std::vector<float> yf = run_f(&K::dense, m, x, ldx, L.f32_view(), ldy, rep);
+        const std::vector<float> yh = run_f(K::dense_f16, m, x, ldx, L.view(), ldy, rep);
+        const std::vector<float> yf = run_f(K::dense, m, x, ldx, L.f32_view(), ldy, rep);
         for (std::size_t r = 0; r < m; ++r)
           for (std::size_t c = 0; c < n; ++c) {
             double bound = 0, S = std::fabs(L.b[c]);
@@ -1252,9 +1256,9 @@ TEST_CASE("add_rows_q8 / add_rows_q4: ref vs exact, SIMD == ref bit for bit") {
         }
         for (std::size_t d = dim; d < dim + 5; ++d)
           if (!is_sentinel(yr[d])) rep.fail("ref wrote past dim");
-        std::vector<AddQFn> fns = {bits == 8 ? &K::add_rows_q8 : &K::add_rows_q4};
+        std::vector<AddQFn> fns = {bits == 8 ? K::add_rows_q8 : K::add_rows_q4};
 #if !defined(MTLITE_NO_SIMD)
-        fns.push_back(bits == 8 ? &K::simd::add_rows_q8 : &K::simd::add_rows_q4);
+        fns.push_back(bits == 8 ? K::table().add_rows_q8 : K::table().add_rows_q4);
 #endif
         for (AddQFn fn : fns) {
           std::vector<float> ys = init;
@@ -1299,9 +1303,9 @@ TEST_CASE("add_rows_f16: ref vs exact, SIMD == ref bit for bit") {
       }
       for (std::size_t d = dim; d < dim + 5; ++d)
         if (!is_sentinel(yr[d])) rep.fail("ref wrote past dim");
-      std::vector<AddF16Fn> fns = {&K::add_rows_f16};
+      std::vector<AddF16Fn> fns = {K::add_rows_f16};
 #if !defined(MTLITE_NO_SIMD)
-      fns.push_back(&K::simd::add_rows_f16);
+      fns.push_back(K::table().add_rows_f16);
 #endif
       for (AddF16Fn fn : fns) {
         std::vector<float> ys = init;
@@ -1316,20 +1320,24 @@ TEST_CASE("add_rows_f16: ref vs exact, SIMD == ref bit for bit") {
 // =============================================================================================
 // Dispatch
 
-TEST_CASE("dispatch: the quantized kernels of mtlite::kernels:: are the backend's") {
+TEST_CASE("dispatch: the quantized kernels of mtlite::kernels:: are the table's") {
+  MESSAGE("paths: i8 " << std::string(K::table().i8_path) << ", f16 " << std::string(K::table().f16_path)
+                       << ", rows_q " << std::string(K::table().q_path));
+#if !defined(MTLITE_DISPATCH)
 #if defined(MTLITE_NO_SIMD)
   namespace B = mtlite::kernels::ref;
 #else
   namespace B = mtlite::kernels::simd;
-  MESSAGE("paths: i8 " << std::string(B::i8_path_name()) << ", f16 " << std::string(B::f16_path_name())
-                       << ", rows_q " << std::string(B::q_path_name()));
 #endif
-  CHECK(same_function<I8Fn>(&K::dense_i8, &B::dense_i8));
-  CHECK(same_function<DenseFn>(&K::dense_f16, &B::dense_f16));
-  CHECK(same_function<QuantizeFn>(&K::quantize_activations, &B::quantize_activations));
-  CHECK(same_function<AddF16Fn>(&K::add_rows_f16, &B::add_rows_f16));
-  CHECK(same_function<AddQFn>(&K::add_rows_q8, &B::add_rows_q8));
-  CHECK(same_function<AddQFn>(&K::add_rows_q4, &B::add_rows_q4));
+  CHECK(same_function<I8Fn>(K::dense_i8, &B::dense_i8));
+  CHECK(same_function<DenseFn>(K::dense_f16, &B::dense_f16));
+  CHECK(same_function<QuantizeFn>(K::quantize_activations, &B::quantize_activations));
+  CHECK(same_function<AddF16Fn>(K::add_rows_f16, &B::add_rows_f16));
+  CHECK(same_function<AddQFn>(K::add_rows_q8, &B::add_rows_q8));
+  CHECK(same_function<AddQFn>(K::add_rows_q4, &B::add_rows_q4));
+  CHECK(same_function<I8Fn>(K::table().dense_i8, &B::dense_i8));
+  CHECK(same_function<AddQFn>(K::table().add_rows_q4, &B::add_rows_q4));
+#endif
   CHECK(K::kMaxI8Inputs == 32768);
   CHECK(K::dense_i8_scratch_bytes(3, 5) == 3 * (64 + 8));
   CHECK(K::dense_i8_scratch_bytes(2, 65) == 2 * (128 + 8));

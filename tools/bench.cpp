@@ -133,7 +133,12 @@ int cmd_bench(int argc, char** argv) {
                                  .set("dtype", dtype)
                                  .set("parameters", model.parameter_count())
                                  .set("weight_bytes", model.weight_bytes())
-                                 .set("kernels", mtlite::kernels::backend_name())
+                                 .set("kernels", mtlite::kernels::table().level)
+                                 .set("kernel_paths", mtlite::Json::object()
+                                                          .set("i8", mtlite::kernels::table().i8_path)
+                                                          .set("f16", mtlite::kernels::table().f16_path)
+                                                          .set("rows_q", mtlite::kernels::table().q_path)
+                                                          .set("xsimd", mtlite::kernels::table().arch))
                                  .set("threads", 1)
                                  .set("calls", calls)
                                  .set("statistic", "median")
@@ -144,12 +149,12 @@ int cmd_bench(int argc, char** argv) {
   if (reference)
     std::printf("reference model: MMoE, 8 experts, 3 tasks, %llu parameters, %s, kernels %s, 1 thread\n",
                 static_cast<unsigned long long>(model.parameter_count()), dtype.c_str(),
-                mtlite::kernels::backend_name());
+                mtlite::kernels::describe(mtlite::kernels::table()).c_str());
   else
     std::printf("%s: %s model, %zu outputs, %llu parameters, %s, kernels %s, 1 thread\n", name.c_str(),
                 mtlite::to_string(model.spec().architecture), model.num_outputs(),
                 static_cast<unsigned long long>(model.parameter_count()), dtype.c_str(),
-                mtlite::kernels::backend_name());
+                mtlite::kernels::describe(mtlite::kernels::table()).c_str());
   std::printf("median of %zu calls\n\n", calls);
   if (flops > 0.0)
     std::printf("%8s %14s %16s %10s\n", "batch", "us/batch", "us/example", "GFLOP/s");

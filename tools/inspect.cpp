@@ -52,7 +52,8 @@ mtlite::Json inspect_json(const std::string& path, const mtlite::Model& model, s
                          .set("tensor_bytes", model.weight_bytes())
                          .set("copied_at_load_bytes", model.copied_bytes())
                          .set("selftest", model.has_selftest())
-                         .set("tensors", std::move(tensors));
+                         .set("tensors", std::move(tensors))
+                         .set("kernels", mtlite::kernels::table().level);
   if (const mtlite::Json* c = model.metadata().find("converter")) out.set("converter", *c);
   return out;
 }
@@ -107,6 +108,7 @@ void print_text(const std::string& path, const mtlite::Model& model, std::uint64
   std::printf("  %-36s %43s\n", "total", cli::bytes_string(model.weight_bytes()).c_str());
   std::printf("\nloaded by memory map; copied at load: %s; self-test: %s\n", cli::bytes_string(model.copied_bytes()).c_str(),
               model.has_selftest() ? "present" : "none");
+  std::printf("kernels on this CPU: %s\n", mtlite::kernels::describe(mtlite::kernels::table()).c_str());
 }
 
 }  // namespace

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   for (const Command& c : kCommands) {
     if (std::strcmp(argv[1], c.name) != 0) continue;
     try {
+      mtlite::kernels::level_from_environment();
       return c.run(argc - 2, argv + 2);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "mtlite %s: %s\n", c.name, e.what());

@@ -25,6 +25,14 @@ check "the plot has the loss and every output's AUC" bash -c "grep -q '<svg' cur
 check "train 1 epoch, then resume to 3" bash -c "$(declare -f train); mtlite='$mtlite' config='$config'; train --out part.mtl --epochs 1 --threads 2 --seed 7 && \"$mtlite\" train --resume part.mtl --train train.csv --valid valid.csv --epochs 3 --threads 2"
 check "predict with both" bash -c "'$mtlite' predict full.mtl --data valid.csv --out full.csv && '$mtlite' predict part.mtl --data valid.csv --out part.csv"
 check "resumed run == uninterrupted run (predictions identical)" cmp full.csv part.csv
+fails_with "MTLITE_KERNELS=bogus: an error naming the variable, not ignored" "MTLITE_KERNELS: " \
+  env MTLITE_KERNELS=bogus "$mtlite" inspect full.mtl
+# The scalar level, forced, in a dispatch build (a build whose flags chose its kernels says so).
+if MTLITE_KERNELS=scalar "$mtlite" bench --reference --batch 1 > level.log 2>&1 || ! grep -q 'chosen when it was compiled' level.log; then
+  check "MTLITE_KERNELS=scalar: bench --reference runs the scalar kernels and says so" grep -q 'kernels scalar (i8 scalar' level.log
+else
+  echo "SKIP MTLITE_KERNELS=scalar: $(cat level.log)"
+fi
 check "train again with the same seed" train --out again.mtl --epochs 3 --threads 2 --seed 7
 "$mtlite" predict again.mtl --data valid.csv --out again.csv > /dev/null
 check "same seed and threads -> same model" cmp full.csv again.csv

@@ -2,6 +2,13 @@
 //
 //   MTLITE_NO_SIMD   define to force the portable scalar kernels (no xsimd include at all).
 //                    Defined automatically when xsimd has no architecture for the target.
+//   MTLITE_DISPATCH  the program picks its kernels at run time from tables compiled once per
+//                    instruction-set level (kernels/dispatch.hpp); set by a -Dsimd=dispatch
+//                    build for its own programs, never by header-only users.
+//   MTLITE_TARGET    the inline namespace the kernels live in, named after the instruction set
+//                    the including file is compiled for (below). Files compiled for different
+//                    levels then define different functions, so the linker, which keeps one copy
+//                    of each inline function, can never swap one level's code for another's.
 //   MTLITE_CHUNK_ROWS  rows a Session pushes through the network at a time (default 64): large
 //                    enough to amortise weight reads, small enough that a chunk's activations
 //                    stay in L2.
@@ -14,6 +21,27 @@
 #if !(defined(__SSE2__) || defined(_M_X64) || defined(__ARM_NEON) || defined(__aarch64__))
 #define MTLITE_NO_SIMD 1
 #endif
+#endif
+
+// The level names are the ones kernels/dispatch.hpp selects by (with '-' for '_').
+#if defined(MTLITE_NO_SIMD)
+#define MTLITE_TARGET scalar
+#elif defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define MTLITE_TARGET avx512vnni
+#elif defined(__AVX512F__) && defined(__AVX512BW__)
+#define MTLITE_TARGET avx512
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__AVXVNNI__)
+#define MTLITE_TARGET avxvnni
+#elif defined(__AVX2__) && defined(__FMA__)
+#define MTLITE_TARGET avx2
+#elif defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#define MTLITE_TARGET sse2
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_MATMUL_INT8)
+#define MTLITE_TARGET neon_i8mm
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+#define MTLITE_TARGET neon_dot
+#else
+#define MTLITE_TARGET neon
 #endif
 
 #ifndef MTLITE_CHUNK_ROWS

@@ -5,9 +5,11 @@
 #include <cmath>
 #include <cstddef>
 
+#include "../../core/config.hpp"
 #include "../../core/activation.hpp"
 
 namespace mtlite::kernels::ref {
+inline namespace MTLITE_TARGET {
 
 inline float activate(Activation a, float v) noexcept {
   switch (a) {
@@ -24,4 +26,5 @@ inline void activation(Activation a, float* x, std::size_t n) noexcept {
   for (std::size_t i = 0; i < n; ++i) x[i] = activate(a, x[i]);
 }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::ref

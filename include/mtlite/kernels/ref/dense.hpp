@@ -4,10 +4,12 @@
 
 #include <cstddef>
 
+#include "../../core/config.hpp"
 #include "../packed.hpp"
 #include "activation.hpp"
 
 namespace mtlite::kernels::ref {
+inline namespace MTLITE_TARGET {
 
 // y[r][0..L.n) = act(L x[r]) for r < m; rows are ldx / ldy floats apart.
 inline void dense(std::size_t m, const float* x, std::size_t ldx, const DenseView& L, float* y,
@@ -28,4 +30,5 @@ inline void dense(std::size_t m, const float* x, std::size_t ldx, const DenseVie
   }
 }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::ref

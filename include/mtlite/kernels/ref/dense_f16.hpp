@@ -6,11 +6,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "../../core/config.hpp"
 #include "../f16.hpp"
 #include "../packed.hpp"
 #include "activation.hpp"
 
 namespace mtlite::kernels::ref {
+inline namespace MTLITE_TARGET {
 
 // y[r][0..L.n) = act(L x[r]) for r < m (rows ldx / ldy floats apart), L.type == f16.
 inline void dense_f16(std::size_t m, const float* x, std::size_t ldx, const DenseView& L, float* y,
@@ -32,4 +34,5 @@ inline void dense_f16(std::size_t m, const float* x, std::size_t ldx, const Dens
   }
 }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::ref

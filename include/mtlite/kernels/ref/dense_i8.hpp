@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "../../core/config.hpp"
 #include "../../core/finite.hpp"
 #include "../i8.hpp"
 #include "../packed.hpp"
@@ -91,6 +92,7 @@ inline bool i8_row_quantizable(const float* x, std::size_t k, float scale, std::
 }  // namespace mtlite::kernels
 
 namespace mtlite::kernels::ref {
+inline namespace MTLITE_TARGET {
 
 // Quantizes m rows of k floats (ldx apart) into u (ldu bytes apart, ldu >= 4 ceil(k / 4)), with
 // their scales and zero points.
@@ -147,4 +149,5 @@ inline void dense_i8(std::size_t m, const float* x, std::size_t ldx, const Dense
   }
 }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::ref

@@ -17,9 +17,11 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../../core/config.hpp"
 #include "../f16.hpp"
 
 namespace mtlite::kernels::ref {
+inline namespace MTLITE_TARGET {
 
 inline void add_rows(const float* table, std::size_t dim, const std::uint64_t* rows,
                      std::size_t count, float* out) noexcept {
@@ -66,4 +68,5 @@ inline void add_rows_q4(const std::uint8_t* table, std::size_t dim, std::size_t 
   }
 }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::ref

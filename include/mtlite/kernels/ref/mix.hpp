@@ -5,7 +5,10 @@
 
 #include <cstddef>
 
+#include "../../core/config.hpp"
+
 namespace mtlite::kernels::ref {
+inline namespace MTLITE_TARGET {
 
 inline void mix(std::size_t rows, const float* gates, std::size_t ldg, std::size_t n_experts,
                 const float* const* experts, const std::size_t* expert_ld, std::size_t width,
@@ -21,4 +24,5 @@ inline void mix(std::size_t rows, const float* gates, std::size_t ldg, std::size
   }
 }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::ref

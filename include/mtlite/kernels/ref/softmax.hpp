@@ -8,7 +8,10 @@
 #include <cstddef>
 #include <limits>
 
+#include "../../core/config.hpp"
+
 namespace mtlite::kernels::ref {
+inline namespace MTLITE_TARGET {
 
 // The softmax of logits whose maximum is +inf: 1/count for each infinite logit, 0 for the rest.
 inline void softmax_of_infinite(float* x, std::size_t n) noexcept {
@@ -28,4 +31,5 @@ inline void softmax(float* x, std::size_t n) noexcept {
   for (std::size_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::ref

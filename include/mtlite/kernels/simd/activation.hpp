@@ -7,6 +7,7 @@
 #include "xsimd.hpp"
 
 namespace mtlite::kernels::simd {
+inline namespace MTLITE_TARGET {
 
 MTLITE_ALWAYS_INLINE vfloat activate(Activation a, vfloat v) noexcept {
   switch (a) {
@@ -25,4 +26,5 @@ inline void activation(Activation a, float* x, std::size_t n) noexcept {
   for (; i < n; ++i) x[i] = ref::activate(a, x[i]);
 }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::simd

@@ -24,6 +24,7 @@
 #include "xsimd.hpp"
 
 namespace mtlite::kernels::simd {
+inline namespace MTLITE_TARGET {
 
 inline constexpr std::size_t kVecPerPanel = kPanel / kWidth;
 // Batch tiles: 4 vectors across with 32 registers, 2 with 16, in whole panels; as many rows as
@@ -151,4 +152,5 @@ inline void dense(std::size_t m, const float* x, std::size_t ldx, const DenseVie
   detail::dense_panels<detail::F32Weights>(m, x, ldx, L, L.f32(), L.k * kPanel, y, ldy);
 }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::simd

@@ -15,6 +15,7 @@
 #include "intrinsics.hpp"
 
 namespace mtlite::kernels::simd {
+inline namespace MTLITE_TARGET {
 
 #if defined(MTLITE_F16_AVX512) || defined(MTLITE_F16_F16C) || defined(MTLITE_F16_NEON)
 #define MTLITE_F16_SIMD 1
@@ -52,4 +53,5 @@ inline void dense_f16(std::size_t m, const float* x, std::size_t ldx, const Dens
 #endif
 }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::simd

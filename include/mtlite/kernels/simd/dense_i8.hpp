@@ -39,6 +39,7 @@
 #include "intrinsics.hpp"
 
 namespace mtlite::kernels::simd {
+inline namespace MTLITE_TARGET {
 
 // ---------------------------------------------------------------------------------------------
 // Input quantization
@@ -524,4 +525,5 @@ inline void dense_i8(std::size_t m, const float* x, std::size_t ldx, const Dense
 #endif
 }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::simd

@@ -18,6 +18,7 @@
 #include "xsimd.hpp"
 
 namespace mtlite::kernels::simd {
+inline namespace MTLITE_TARGET {
 
 inline void add_rows(const float* table, std::size_t dim, const std::uint64_t* rows,
                      std::size_t count, float* out) noexcept {
@@ -196,4 +197,5 @@ inline void add_rows_q4(const std::uint8_t* table, std::size_t dim, std::size_t 
 #endif
 }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::simd

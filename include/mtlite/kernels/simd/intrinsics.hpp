@@ -74,9 +74,10 @@
 #endif
 
 namespace mtlite::kernels::simd {
+inline namespace MTLITE_TARGET {
 
 // The code paths compiled in (for test and benchmark reports).
-inline const char* i8_path_name() noexcept {
+constexpr const char* i8_path_name() noexcept {
 #if defined(MTLITE_I8_AVX512VNNI)
   return "avx512vnni";
 #elif defined(MTLITE_I8_AVXVNNI)
@@ -93,7 +94,7 @@ inline const char* i8_path_name() noexcept {
   return "scalar";
 #endif
 }
-inline const char* f16_path_name() noexcept {
+constexpr const char* f16_path_name() noexcept {
 #if defined(MTLITE_F16_AVX512)
   return "avx512";
 #elif defined(MTLITE_F16_F16C)
@@ -104,7 +105,7 @@ inline const char* f16_path_name() noexcept {
   return "scalar";
 #endif
 }
-inline const char* q_path_name() noexcept {
+constexpr const char* q_path_name() noexcept {
 #if defined(MTLITE_Q_AVX512)
   return "avx512";
 #elif defined(MTLITE_Q_AVX2)
@@ -116,4 +117,5 @@ inline const char* q_path_name() noexcept {
 #endif
 }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::simd

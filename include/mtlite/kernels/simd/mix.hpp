@@ -7,6 +7,7 @@
 #include "xsimd.hpp"
 
 namespace mtlite::kernels::simd {
+inline namespace MTLITE_TARGET {
 
 inline void mix(std::size_t rows, const float* gates, std::size_t ldg, std::size_t n_experts,
                 const float* const* experts, const std::size_t* expert_ld, std::size_t width,
@@ -45,4 +46,5 @@ inline void mix(std::size_t rows, const float* gates, std::size_t ldg, std::size
   }
 }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::simd

@@ -10,6 +10,7 @@
 #include "xsimd.hpp"
 
 namespace mtlite::kernels::simd {
+inline namespace MTLITE_TARGET {
 
 inline void softmax(float* x, std::size_t n) noexcept {
   const std::size_t whole = n - n % kWidth;
@@ -39,4 +40,5 @@ inline void softmax(float* x, std::size_t n) noexcept {
   for (; i < n; ++i) x[i] *= inv;
 }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::simd

@@ -25,6 +25,7 @@
 #include "../packed.hpp"
 
 namespace mtlite::kernels::simd {
+inline namespace MTLITE_TARGET {
 
 using arch = xsimd::default_arch;
 using vfloat = xsimd::batch<float, arch>;
@@ -41,4 +42,5 @@ inline constexpr std::size_t kRegisters = 16;
 
 inline const char* arch_name() noexcept { return arch::name(); }
 
+}  // namespace MTLITE_TARGET
 }  // namespace mtlite::kernels::simd

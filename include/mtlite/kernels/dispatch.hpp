@@ -1,0 +1,155 @@
+// Kernels chosen at run time, for a program compiled once for every CPU of its architecture
+// (MTLITE_DISPATCH: the programs of a -Dsimd=dispatch build). Header-only users do not get this
+// file: their own compiler flags choose the kernels (kernels.hpp).
+//
+// Each level's table is compiled in a translation unit of its own with that level's flags
+// (src/dispatch/level_table.cpp; meson.build lists the levels and flags); the program itself is
+// compiled for the architecture's baseline and holds two tables of its own: its own target's
+// (sse2 on x86-64, neon on AArch64) and the scalar references. The best level this CPU runs is
+// chosen on first use, unless the environment variable MTLITE_KERNELS names another; use_level()
+// changes it later (call it before predicting: a predict running meanwhile may use either).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "../core/error.hpp"
+#include "cpu.hpp"
+#include "table.hpp"
+
+namespace mtlite::kernels {
+
+// The tables of the levels compiled in their own units, best first.
+#if defined(__x86_64__)
+const KernelTable& avx512vnni_table() noexcept;
+const KernelTable& avx512_table() noexcept;
+const KernelTable& avxvnni_table() noexcept;
+const KernelTable& avx2_table() noexcept;
+#elif defined(__aarch64__)
+const KernelTable& neon_i8mm_table() noexcept;
+const KernelTable& neon_dot_table() noexcept;
+#else
+#error "MTLITE_DISPATCH is for x86-64 and AArch64 builds"
+#endif
+
+// Every level of this architecture, best first; the last two are in every program.
+#if defined(__x86_64__)
+inline constexpr std::size_t kLevels = 6;
+#else
+inline constexpr std::size_t kLevels = 4;
+#endif
+inline const std::array<const KernelTable*, kLevels>& all_levels() noexcept {
+  static const std::array<const KernelTable*, kLevels> levels = {
+#if defined(__x86_64__)
+      &avx512vnni_table(), &avx512_table(), &avxvnni_table(), &avx2_table(),
+#else
+      &neon_i8mm_table(), &neon_dot_table(),
+#endif
+      &kTargetTable, &kRefTable};
+  return levels;
+}
+
+// The names of the levels this CPU runs, best first, separated by spaces.
+inline std::string supported_levels() {
+  std::string names;
+  for (const KernelTable* t : all_levels())
+    if (cpu_runs(t->level)) names += (names.empty() ? "" : " ") + std::string(t->level);
+  return names;
+}
+
+namespace detail_dispatch {
+
+inline const KernelTable* find_level(std::string_view name) noexcept {
+  for (const KernelTable* t : all_levels())
+    if (name == t->level) return t;
+  return nullptr;
+}
+
+// The table of `name` if this CPU runs it; an Error that says why not otherwise.
+inline const KernelTable& checked_level(std::string_view name) {
+  const KernelTable* t = find_level(name);
+  if (t == nullptr) {
+    std::string all;
+    for (const KernelTable* l : all_levels()) all += (all.empty() ? "" : " ") + std::string(l->level);
+    throw Error("unknown kernel level '" + std::string(name) + "' (levels: " + all + ")");
+  }
+  if (!cpu_runs(t->level))
+    throw Error("kernel level '" + std::string(name) + "' is not supported by this CPU (it runs: " +
+                supported_levels() + ")");
+  return *t;
+}
+
+inline const KernelTable* best_level() noexcept {
+  for (const KernelTable* t : all_levels())
+    if (cpu_runs(t->level)) return t;
+  return &kRefTable;
+}
+
+// The active table. First use: MTLITE_KERNELS if it names a level this CPU runs, else the best
+// (level_from_environment() reports a bad MTLITE_KERNELS; the mtlite command fails on it).
+inline std::atomic<const KernelTable*>& active() noexcept {
+  static std::atomic<const KernelTable*> table{[] {
+    const char* env = std::getenv("MTLITE_KERNELS");
+    if (env != nullptr && *env != '\0') {
+      const KernelTable* t = find_level(env);
+      if (t != nullptr && cpu_runs(t->level)) return t;
+    }
+    return best_level();
+  }()};
+  return table;
+}
+
+// A kernel of the active table, called like the function it stands for (and convertible to a
+// pointer to such a function).
+template <auto Entry>
+struct Dispatched;
+template <class... Args, void (*KernelTable::*Entry)(Args...) noexcept>
+struct Dispatched<Entry> {
+  static void call(Args... args) noexcept { (active().load(std::memory_order_relaxed)->*Entry)(args...); }
+  void operator()(Args... args) const noexcept { call(args...); }
+  constexpr operator decltype(&call)() const noexcept { return &call; }
+};
+
+}  // namespace detail_dispatch
+
+// The kernels in use.
+inline const KernelTable& table() noexcept {
+  return *detail_dispatch::active().load(std::memory_order_relaxed);
+}
+
+// Use the kernels of `level` from now on: an Error for an unknown level or one this CPU cannot
+// run (the message lists the ones it can).
+inline void use_level(std::string_view level) {
+  detail_dispatch::active().store(&detail_dispatch::checked_level(level), std::memory_order_relaxed);
+}
+
+// Applies MTLITE_KERNELS if it is set: the Error of use_level() if it names no level this CPU
+// runs. Programs call it at start-up so that a mistyped level is reported, not ignored.
+inline void level_from_environment() {
+  const char* env = std::getenv("MTLITE_KERNELS");
+  if (env == nullptr || *env == '\0') return;
+  try {
+    use_level(env);
+  } catch (const Error& e) {
+    throw Error(std::string("MTLITE_KERNELS: ") + e.what());
+  }
+}
+
+inline constexpr detail_dispatch::Dispatched<&KernelTable::activation> activation{};
+inline constexpr detail_dispatch::Dispatched<&KernelTable::dense> dense{};
+inline constexpr detail_dispatch::Dispatched<&KernelTable::mix> mix{};
+inline constexpr detail_dispatch::Dispatched<&KernelTable::add_rows> add_rows{};
+inline constexpr detail_dispatch::Dispatched<&KernelTable::softmax> softmax{};
+inline constexpr detail_dispatch::Dispatched<&KernelTable::dense_f16> dense_f16{};
+inline constexpr detail_dispatch::Dispatched<&KernelTable::dense_i8> dense_i8{};
+inline constexpr detail_dispatch::Dispatched<&KernelTable::quantize_activations> quantize_activations{};
+inline constexpr detail_dispatch::Dispatched<&KernelTable::add_rows_f16> add_rows_f16{};
+inline constexpr detail_dispatch::Dispatched<&KernelTable::add_rows_q8> add_rows_q8{};
+inline constexpr detail_dispatch::Dispatched<&KernelTable::add_rows_q4> add_rows_q4{};
+
+}  // namespace mtlite::kernels
