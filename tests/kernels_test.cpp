@@ -898,6 +898,7 @@ TEST_CASE("dispatch: mtlite::kernels:: names the kernels in use, and they are th
   CHECK(std::string(K::backend_name()) == "scalar");
   CHECK_FALSE(mtlite::kSimd);
   CHECK(&K::table() == &K::kRefTable);
+  check_level_paths(K::table());
   CHECK(same_function<DenseFn>(K::dense, &ref::dense));
   CHECK(same_function<SoftmaxFn>(K::softmax, &ref::softmax));
   CHECK(same_function<MixFn>(K::mix, &ref::mix));
