@@ -159,7 +159,8 @@ text = open(sys.argv[1]).read()
 m = re.search(r'<pre id="errors">(.*?)</pre>', text, re.S)
 got = dict(l.split(': ', 1) for l in html.unescape(m.group(1)).splitlines()) if m else {}
 want = {'bad model': 'model file: not an mtlite model file (bad magic)',
-        'short dense': 'dense: got ', 'too many rows': 'batch has '}
+        'short dense': 'dense: got ', 'too many rows': 'batch has ',
+        'freed session': 'mtlite: the session was freed'}
 bad = [k for k, v in want.items() if not got.get(k, '').startswith(v)]
 for k in want: print(f'   {k}: {got.get(k, "(nothing)")}')
 sys.exit(1 if bad else 0)

@@ -50,12 +50,14 @@ class Model {
   count(kind) { return this.features.filter((f) => f.kind === kind).length; }
 
   session(maxBatch = 256) {
+    live(this);
     const handle = this.M._mtw_session_new(this.handle, maxBatch);
     if (!handle) throw new Error(this.M.UTF8ToString(this.M._mtw_error()));
     return new Session(this, handle, maxBatch);
   }
 
   id(feature, value) {
+    live(this);
     const M = this.M, sp = M.stackSave();
     try {
       const out = M.stackAlloc(8);
@@ -67,7 +69,12 @@ class Model {
     }
   }
 
-  free() { this.M._mtw_model_free(this.handle); this.handle = 0; }
+  free() { if (this.handle) this.M._mtw_model_free(this.handle); this.handle = 0; }
+}
+
+// A freed handle would read whatever wasm memory now holds there.
+function live(object) {
+  if (!object.handle) throw new Error(`mtlite: the ${object.constructor.name.toLowerCase()} was freed`);
 }
 
 function cstring(M, s) {
@@ -84,6 +91,8 @@ class Session {
   }
 
   predict({dense = new Float32Array(0), ids = new Int32Array(0), bags = [], rows} = {}) {
+    live(this);
+    live(this.model);
     const model = this.model, M = model.M;
     const nd = model.count('dense'), nc = model.count('categorical');
     rows ??= nd ? dense.length / nd : nc ? ids.length / nc : bags.length ? bags[0].offsets.length - 1 : 0;
@@ -124,7 +133,7 @@ class Session {
     }
   }
 
-  free() { this.model.M._mtw_session_free(this.handle); this.handle = 0; }
+  free() { if (this.handle) this.model.M._mtw_session_free(this.handle); this.handle = 0; }
 }
 
 // 64-bit ids from a BigInt64Array as they are, from any other array as integers (sign-extended).

@@ -53,7 +53,7 @@ EMSCRIPTEN_KEEPALIVE const char* mtw_error() { return last_error.c_str(); }
 
 // Where JavaScript copies a model file before mtw_model_load: aligned, so it is used in place.
 EMSCRIPTEN_KEEPALIVE void* mtw_alloc_image(std::size_t size) {
-  return std::aligned_alloc(mtlite::kAlign, (size + mtlite::kAlign - 1) / mtlite::kAlign * mtlite::kAlign + mtlite::kAlign);
+  return std::aligned_alloc(mtlite::kAlign, (size / mtlite::kAlign + 1) * mtlite::kAlign);  // a multiple, never 0
 }
 
 // Takes the image from mtw_alloc_image (freed here on failure, else with the model).
