@@ -32,16 +32,8 @@ else
 fi
 
 # --- 1. tools and build -------------------------------------------------------------------
-missing=()
-for pkg in clang libclang-rt-14-dev; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "fuzz.sh: installing ${missing[*]}"
-  sudo=; [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
-  $sudo apt-get install -y "${missing[@]}" || { $sudo apt-get update && $sudo apt-get install -y "${missing[@]}"; } || {
-    echo "fuzz.sh: cannot install ${missing[*]}"; echo "Ok: 0"; echo "Fail: 1"; exit 1; }
-fi
+"$root/scripts/deps.sh" clang libclang-rt-14-dev || {
+  echo "fuzz.sh: cannot install clang and its fuzzer runtime"; echo "Ok: 0"; echo "Fail: 1"; exit 1; }
 
 if [ ! -f "$build/build.ninja" ]; then
   CXX=clang++ meson setup "$build" "$root" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \

@@ -49,23 +49,13 @@ run_suite() {  # label dir log want_i8_path "meson test selection" [VAR=value...
 
 # --- 1. tools -----------------------------------------------------------------------------
 sudo=; [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
-export DEBIAN_FRONTEND=noninteractive
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   $sudo dpkg --add-architecture arm64 && $sudo apt-get update -qq ||
     { echo "test-arm64.sh: cannot add the arm64 architecture"; fail=1; finish; }
 fi
-packages=(meson ninja-build pkg-config doctest-dev g++-aarch64-linux-gnu qemu-user libxsimd-dev:arm64 zlib1g-dev:arm64
-          clang libc++-dev libc++abi-dev libxsimd-dev zlib1g-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "test-arm64.sh: installing ${missing[*]}"
-  { $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
-    { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; }; } >/dev/null ||
-    { echo "test-arm64.sh: cannot install ${missing[*]}"; fail=1; finish; }
-fi
+"$root/scripts/deps.sh" meson ninja-build pkg-config doctest-dev g++-aarch64-linux-gnu qemu-user libxsimd-dev:arm64 \
+  zlib1g-dev:arm64 clang libc++-dev libc++abi-dev libxsimd-dev zlib1g-dev ||
+  { echo "test-arm64.sh: cannot install what it needs"; fail=1; finish; }
 
 # --- 2. build and emulated runs -------------------------------------------------------------
 echo "== ARM64 (armv8-a, int8 path chosen at run time)"

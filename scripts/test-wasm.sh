@@ -46,19 +46,8 @@ check() {  # name, then a command that succeeds when the check passes
 }
 
 # --- 1. tools -----------------------------------------------------------------------------
-sudo=; [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
-export DEBIAN_FRONTEND=noninteractive
-packages=(emscripten chromium python3 meson ninja-build pkg-config doctest-dev g++ libxsimd-dev zlib1g-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "test-wasm.sh: installing ${missing[*]}"
-  { $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
-    { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; }; } >/dev/null ||
-    { echo "test-wasm.sh: cannot install ${missing[*]}"; fail=1; finish; }
-fi
+"$root/scripts/deps.sh" emscripten chromium python3 meson ninja-build pkg-config doctest-dev g++ libxsimd-dev zlib1g-dev ||
+  { echo "test-wasm.sh: cannot install what it needs"; fail=1; finish; }
 
 # --- 2. the wasm build and its suites under node ------------------------------------------
 echo "== wasm: $wasm (emscripten $(em++ --version | sed -n '1s/.* \([0-9][0-9.]*\) .*/\1/p'))"
