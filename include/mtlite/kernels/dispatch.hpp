@@ -14,7 +14,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -54,13 +53,18 @@ inline const std::array<const KernelTable*, kLevels>& all_levels() noexcept {
   return levels;
 }
 
-// The names of the levels this CPU runs, best first, separated by spaces.
-inline std::string supported_levels() {
+namespace detail_dispatch {
+// The names of the levels (all, or those this CPU runs), best first, separated by spaces.
+inline std::string level_names(bool runnable_only) {
   std::string names;
   for (const KernelTable* t : all_levels())
-    if (cpu_runs(t->level)) names += (names.empty() ? "" : " ") + std::string(t->level);
+    if (!runnable_only || cpu_runs(t->level)) names += (names.empty() ? "" : " ") + std::string(t->level);
   return names;
 }
+}  // namespace detail_dispatch
+
+// The names of the levels this CPU runs, best first, separated by spaces.
+inline std::string supported_levels() { return detail_dispatch::level_names(true); }
 
 namespace detail_dispatch {
 
@@ -73,11 +77,8 @@ inline const KernelTable* find_level(std::string_view name) noexcept {
 // The table of `name` if this CPU runs it; an Error that says why not otherwise.
 inline const KernelTable& checked_level(std::string_view name) {
   const KernelTable* t = find_level(name);
-  if (t == nullptr) {
-    std::string all;
-    for (const KernelTable* l : all_levels()) all += (all.empty() ? "" : " ") + std::string(l->level);
-    throw Error("unknown kernel level '" + std::string(name) + "' (levels: " + all + ")");
-  }
+  if (t == nullptr)
+    throw Error("unknown kernel level '" + std::string(name) + "' (levels: " + level_names(false) + ")");
   if (!cpu_runs(t->level))
     throw Error("kernel level '" + std::string(name) + "' is not supported by this CPU (it runs: " +
                 supported_levels() + ")");
