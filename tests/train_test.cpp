@@ -600,6 +600,69 @@ TEST_CASE("train kernels: softmax and activation derivatives") {
   }
 }
 
+TEST_CASE("train kernels: add, axpy and dot equal plain loops on sizes that are not whole vectors") {
+  namespace K = mtlite::train::math;
+  Random rng(12);
+  for (std::size_t n : {0u, 1u, 3u, 4u, 7u, 15u, 16u, 17u, 37u, 100u}) {
+    std::vector<float> x(n), y(n);
+    for (float& v : x) v = static_cast<float>(rng.uniform(-1, 1));
+    for (float& v : y) v = static_cast<float>(rng.uniform(-1, 1));
+    std::vector<float> sum = y, scaled = y;
+    K::add(n, x.data(), sum.data());
+    K::axpy(n, -0.75f, x.data(), scaled.data());
+    double dot = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+      INFO("n=" << n << " i=" << i);
+      CHECK(sum[i] == y[i] + x[i]);  // one rounding either way
+      CHECK(std::fabs(scaled[i] - (y[i] - 0.75 * x[i])) <= 1e-6);
+      dot += static_cast<double>(x[i]) * y[i];
+    }
+    CHECK(std::fabs(K::dot(n, x.data(), y.data()) - dot) <= 1e-6 * (1.0 + n));
+  }
+}
+
+TEST_CASE("train kernels: an optimiser step over a run equals the step element by element") {
+  // A run of 37 parameters goes through the vector loop (and its tail); one element at a time is
+  // the scalar loop alone.
+  namespace K = mtlite::train::math;
+  Random rng(13);
+  for (mtlite::train::OptimizerKind kind : {mtlite::train::OptimizerKind::sgd, mtlite::train::OptimizerKind::adam,
+                                            mtlite::train::OptimizerKind::adagrad}) {
+    mtlite::train::TrainOptions o;
+    o.optimizer = kind;
+    o.l2 = 0.01f;
+    const mtlite::train::OptimizerStep step = mtlite::train::OptimizerStep::make(o, 0.05f, 3, 0.8f);
+    const std::size_t n = 37;
+    std::vector<float> p(n), g(n), s1(n), s2(n);
+    for (float& v : p) v = static_cast<float>(rng.uniform(-1, 1));
+    for (float& v : g) v = static_cast<float>(rng.uniform(-1, 1));
+    for (float& v : s1) v = static_cast<float>(rng.uniform(0, 0.1));
+    for (float& v : s2) v = static_cast<float>(rng.uniform(0, 0.1));
+    const std::vector<float> p0 = p;
+    std::vector<float> pv = p, s1v = s1, s2v = s2;
+    K::optimizer_step(step, n, pv.data(), g.data(), s1v.data(), s2v.data());
+    for (std::size_t i = 0; i < n; ++i) K::optimizer_step(step, 1, &p[i], &g[i], &s1[i], &s2[i]);
+    for (std::size_t i = 0; i < n; ++i) {
+      INFO(static_cast<int>(kind) << " i=" << i);
+      CHECK(pv[i] == doctest::Approx(p[i]).epsilon(1e-6));
+      CHECK(s1v[i] == doctest::Approx(s1[i]).epsilon(1e-6));
+      CHECK(s2v[i] == doctest::Approx(s2[i]).epsilon(1e-6));
+    }
+    CHECK(pv != p0);  // the step moved the parameters
+  }
+}
+
+TEST_CASE("train kernels: the trainer's loops run at the level of the runtime's kernels") {
+  // The scalar kernel level trains with the program's own baseline loops (math.hpp).
+  const std::string kernels = mtlite::kernels::table().level;
+  const std::string math = mtlite::train::math::table().level;
+  INFO("kernels " << kernels << ", trainer loops " << math);
+  if (kernels == "scalar")
+    CHECK(math == mtlite::kernels::kTargetTable.level);
+  else
+    CHECK(math == kernels);
+}
+
 // ---- layout and forward ---------------------------------------------------------------------
 
 TEST_CASE("weights round-trip through the training layout exactly") {

@@ -1,6 +1,8 @@
 // One level's kernel table (kernels/dispatch.hpp), compiled once per level with that level's
 // flags; meson.build passes the flags and MTLITE_LEVEL_TABLE, the name of the function that
 // returns the table (avx2_table, ...). The program calls it only on a CPU that runs the level.
+#include <string_view>
+
 #include <mtlite/kernels/table.hpp>
 
 #if !defined(MTLITE_LEVEL_TABLE) || !defined(MTLITE_LEVEL)
@@ -9,13 +11,8 @@
 
 namespace mtlite::kernels {
 
-namespace {
-constexpr bool same(const char* a, const char* b) {
-  return *a == *b && (*a == '\0' || same(a + 1, b + 1));
-}
-}  // namespace
 // The flags must give the level's own kernels, not a lesser set.
-static_assert(same(kTargetTable.level, MTLITE_LEVEL), "this level's flags compile another level");
+static_assert(std::string_view(kTargetTable.level) == MTLITE_LEVEL, "this level's flags compile another level");
 
 const KernelTable& MTLITE_LEVEL_TABLE() noexcept { return kTargetTable; }
 

@@ -105,14 +105,14 @@ inline std::atomic<const KernelTable*>& active() noexcept {
   return table;
 }
 
-// A kernel of the active table, called like the function it stands for (and convertible to a
-// pointer to such a function).
-template <auto Entry>
+// The entry Entry of the table that Table() returns, called like the function it stands for
+// (and convertible to a pointer to such a function). The trainer's loops use it too.
+template <auto Table, auto Entry>
 struct Dispatched;
-template <class... Args, void (*KernelTable::*Entry)(Args...) noexcept>
-struct Dispatched<Entry> {
-  static void call(Args... args) noexcept { (active().load(std::memory_order_relaxed)->*Entry)(args...); }
-  void operator()(Args... args) const noexcept { call(args...); }
+template <class T, const T& (*Table)() noexcept, class R, class... Args, R (*T::*Entry)(Args...) noexcept>
+struct Dispatched<Table, Entry> {
+  static R call(Args... args) noexcept { return (Table().*Entry)(args...); }
+  R operator()(Args... args) const noexcept { return call(args...); }
   constexpr operator decltype(&call)() const noexcept { return &call; }
 };
 
@@ -141,16 +141,16 @@ inline void level_from_environment() {
   }
 }
 
-inline constexpr detail_dispatch::Dispatched<&KernelTable::activation> activation{};
-inline constexpr detail_dispatch::Dispatched<&KernelTable::dense> dense{};
-inline constexpr detail_dispatch::Dispatched<&KernelTable::mix> mix{};
-inline constexpr detail_dispatch::Dispatched<&KernelTable::add_rows> add_rows{};
-inline constexpr detail_dispatch::Dispatched<&KernelTable::softmax> softmax{};
-inline constexpr detail_dispatch::Dispatched<&KernelTable::dense_f16> dense_f16{};
-inline constexpr detail_dispatch::Dispatched<&KernelTable::dense_i8> dense_i8{};
-inline constexpr detail_dispatch::Dispatched<&KernelTable::quantize_activations> quantize_activations{};
-inline constexpr detail_dispatch::Dispatched<&KernelTable::add_rows_f16> add_rows_f16{};
-inline constexpr detail_dispatch::Dispatched<&KernelTable::add_rows_q8> add_rows_q8{};
-inline constexpr detail_dispatch::Dispatched<&KernelTable::add_rows_q4> add_rows_q4{};
+inline constexpr detail_dispatch::Dispatched<&table, &KernelTable::activation> activation{};
+inline constexpr detail_dispatch::Dispatched<&table, &KernelTable::dense> dense{};
+inline constexpr detail_dispatch::Dispatched<&table, &KernelTable::mix> mix{};
+inline constexpr detail_dispatch::Dispatched<&table, &KernelTable::add_rows> add_rows{};
+inline constexpr detail_dispatch::Dispatched<&table, &KernelTable::softmax> softmax{};
+inline constexpr detail_dispatch::Dispatched<&table, &KernelTable::dense_f16> dense_f16{};
+inline constexpr detail_dispatch::Dispatched<&table, &KernelTable::dense_i8> dense_i8{};
+inline constexpr detail_dispatch::Dispatched<&table, &KernelTable::quantize_activations> quantize_activations{};
+inline constexpr detail_dispatch::Dispatched<&table, &KernelTable::add_rows_f16> add_rows_f16{};
+inline constexpr detail_dispatch::Dispatched<&table, &KernelTable::add_rows_q8> add_rows_q8{};
+inline constexpr detail_dispatch::Dispatched<&table, &KernelTable::add_rows_q4> add_rows_q4{};
 
 }  // namespace mtlite::kernels

@@ -54,7 +54,7 @@ inline void update_piece(const Program& p, const ColumnPiece& c, const Optimizer
   float* s1 = s.dense_at(0);
   float* s2 = s.dense_at(1);
   for_each_piece_run(b, c, [&](std::size_t off) {
-    o.apply(c.o1 - c.o0, params.arena.data() + off, g.dense + off, s1 ? s1 + off : nullptr, s2 ? s2 + off : nullptr);
+    math::optimizer_step(o, c.o1 - c.o0, params.arena.data() + off, g.dense + off, s1 ? s1 + off : nullptr, s2 ? s2 + off : nullptr);
   });
   math::transpose(b.in, c.o1 - c.o0, params.arena.data() + b.wt + c.o0, b.out,
                   params.copy.data() + b.w + c.o0 * b.in_pad, b.in_pad);
@@ -70,7 +70,7 @@ inline void update_group(const Program& p, const TableGroup& group, const Optimi
     const std::vector<std::uint32_t>& u = grads.touched(i);
     for (std::size_t slot = 0; slot < u.size(); ++slot) {
       const std::size_t off = static_cast<std::size_t>(u[slot]) * dim;
-      o.apply(dim, table + off, g.sparse[i] + slot * dim, m1 ? m1 + off : nullptr, m2 ? m2 + off : nullptr);
+      math::optimizer_step(o, dim, table + off, g.sparse[i] + slot * dim, m1 ? m1 + off : nullptr, m2 ? m2 + off : nullptr);
     }
   }
 }

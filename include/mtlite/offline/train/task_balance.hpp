@@ -171,7 +171,7 @@ class TaskBalance {
     float* s2 = s.optimizer_at(1);
     for (std::size_t k = 0; k < T; ++k) {
       if (!passes.active[k]) continue;
-      o.apply(1, param->data() + k, grad.data() + k, s1 ? s1 + k : nullptr, s2 ? s2 + k : nullptr);
+      math::optimizer_step(o, 1, param->data() + k, grad.data() + k, s1 ? s1 + k : nullptr, s2 ? s2 + k : nullptr);
     }
     if (method == BalanceMethod::gradnorm)
       gradnorm_renormalise(s.gradnorm_weight, has_loss_, static_cast<float>(num_losses_));

@@ -15,7 +15,8 @@
 //   task_sets.hpp           which task losses every node feeds; shared and last shared layers
 //   parameters.hpp          the training layout of the parameters and its exact conversion to Weights
 //   engine.hpp              forward and backward over a chunk of rows
-//   math.hpp                the GEMM and row-wise loops (xsimd, or scalar with MTLITE_NO_SIMD)
+//   math.hpp                the GEMM and row-wise loops, at the kernels' level (dispatched or not)
+//   math_kernels.hpp        their code, compiled per level (xsimd, or scalar with MTLITE_NO_SIMD)
 //   loss.hpp                task losses from logits, masks, sample weights, ESMM
 //   balancing.hpp           uncertainty weighting, GradNorm, MetaBalance: the arithmetic
 //   optimizer.hpp           SGD, Adam, Adagrad; lazy embedding rows
