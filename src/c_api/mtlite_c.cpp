@@ -9,7 +9,6 @@
 
 #include <mtlite/mtlite.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
@@ -19,6 +18,7 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -27,6 +27,7 @@
 #if !defined(_WIN32)
 #include <cerrno>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #endif
 
@@ -63,6 +64,8 @@ mtlite_status guarded(const Sink& sink, mtlite_status error_code, F&& f) noexcep
     return f();
   } catch (const std::bad_alloc&) {
     return sink.fail(MTLITE_ERROR_OUT_OF_MEMORY, "out of memory");
+  } catch (const std::length_error&) {
+    return sink.fail(MTLITE_ERROR_OUT_OF_MEMORY, "out of memory: a size beyond what memory can hold");
   } catch (const mtlite::Error& e) {
     return sink.fail(error_code, "%s", e.what());
   } catch (const std::exception& e) {
@@ -312,7 +315,13 @@ bool openable(const char* path, const Sink& sink) noexcept {
     sink.fail(MTLITE_ERROR_IO, "cannot open model file '%s': %s", path, std::strerror(err));
     return false;
   }
+  struct stat st;
+  const bool directory = ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
   ::close(fd);
+  if (directory) {
+    sink.fail(MTLITE_ERROR_IO, "cannot open model file '%s': it is a directory", path);
+    return false;
+  }
 #else
   std::FILE* f = std::fopen(path, "rb");
   if (!f) {
@@ -385,7 +394,9 @@ MTLITE_API mtlite_status mtlite_model_open(const char* path, uint32_t flags, mtl
   if (error && error_size) error[0] = '\0';
   if (!path) return null_pointer(sink, "mtlite_model_open", "path");
   if (!model) return null_pointer(sink, "mtlite_model_open", "model");
-  if (flags & ~(MTLITE_OPEN_VERIFY_CHECKSUM | MTLITE_OPEN_SELFTEST))
+  if (flags & MTLITE_OPEN_IN_PLACE)
+    return sink.fail(MTLITE_ERROR_INVALID_ARGUMENT, "mtlite_model_open: MTLITE_OPEN_IN_PLACE is for mtlite_model_open_memory");
+  if (flags & ~kOpenFlags)
     return sink.fail(MTLITE_ERROR_INVALID_ARGUMENT, "mtlite_model_open: unknown flags 0x%x", static_cast<unsigned>(flags));
   if (!openable(path, sink)) return MTLITE_ERROR_IO;
   return guarded(sink, MTLITE_ERROR_FORMAT, [&] {
@@ -638,10 +649,13 @@ MTLITE_API mtlite_status mtlite_session_new(const mtlite_model* model, size_t ma
   if (flags & ~MTLITE_SESSION_KEEP_GATES)
     return sink.fail(MTLITE_ERROR_INVALID_ARGUMENT, "mtlite_session_new: unknown flags 0x%x", static_cast<unsigned>(flags));
   if (max_batch == 0) return sink.fail(MTLITE_ERROR_INVALID_ARGUMENT, "mtlite_session_new: max_batch must be at least 1");
-  // Sizes beyond any memory are refused before they overflow the products below.
-  const std::size_t widest = std::max({model->dense_count, model->id_count, model->output_names.size(), std::size_t{1}});
-  if (max_batch > std::numeric_limits<std::size_t>::max() / 16 / widest)
-    return sink.fail(MTLITE_ERROR_OUT_OF_MEMORY, "mtlite_session_new: max_batch %zu is too large", max_batch);
+  // A batch whose buffers no memory could hold is refused before any size computed from it
+  // can overflow (the session's and the Executor's, which multiply max_batch by a row's width).
+  const mtlite::internal::Plan& plan = model->model.plan();
+  const std::size_t row_floats = model->dense_count + 2 * model->id_count + model->bag_count + model->output_names.size() +
+                                 plan.gate_width + plan.scratch_per_row() + 1;
+  if (max_batch > std::numeric_limits<std::size_t>::max() / 64 / row_floats)
+    return sink.fail(MTLITE_ERROR_OUT_OF_MEMORY, "mtlite_session_new: max_batch %zu is more than memory can hold", max_batch);
   return guarded(sink, MTLITE_ERROR_INVALID_ARGUMENT, [&] {
     *session = new mtlite_session(*model, max_batch, (flags & MTLITE_SESSION_KEEP_GATES) != 0);
     const_cast<mtlite_model*>(model)->sessions.fetch_add(1);
