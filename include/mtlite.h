@@ -168,8 +168,10 @@ MTLITE_API mtlite_status mtlite_model_task_count(const mtlite_model* model, size
 MTLITE_API mtlite_status mtlite_model_task_name(const mtlite_model* model, size_t task, const char** name);
 MTLITE_API mtlite_status mtlite_model_task_index(const mtlite_model* model, const char* name, size_t* task);
 
-/* Outputs: what predict scores, one per served task in task order, then pCTCVR when the model
- * has an ESMM block. Binary outputs are probabilities, regression outputs values. */
+/* Outputs: what predict scores, one per served task in task order and named after it, then
+ * pCTCVR when the model has an ESMM block (named by it, "ctcvr" by default): a task's scores are
+ * those of the output of its name (NOT_FOUND for a task not served). Binary outputs are
+ * probabilities, regression outputs values. Names match exactly (case and all). */
 MTLITE_API mtlite_status mtlite_model_output_count(const mtlite_model* model, size_t* count);
 MTLITE_API mtlite_status mtlite_model_output_name(const mtlite_model* model, size_t output, const char** name);
 MTLITE_API mtlite_status mtlite_model_output_index(const mtlite_model* model, const char* name, size_t* output);

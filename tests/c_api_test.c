@@ -21,7 +21,7 @@ static int checks, failures;
 /* Heap allocations counted (glibc: the allocator's own entry points stay reachable under
  * __libc_*), to check that predict allocates nothing. The sanitizers bring their own allocator:
  * their builds skip the count and say so. */
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #define COUNT_ALLOCATIONS 1
 extern void* __libc_malloc(size_t size);
 extern void* __libc_calloc(size_t count, size_t size);

@@ -273,12 +273,14 @@ mtlite_status set_bag_column(mtlite_session* s, std::size_t feature, const std::
   if (offsets[rows] > id_count)
     return sink.fail(MTLITE_ERROR_INVALID_ARGUMENT, "%s: bag '%s': offsets reach %u but there are %zu ids", function,
                      name, static_cast<unsigned>(offsets[rows]), id_count);
+  // Unset until the copy is whole: a copy that fails half way leaves no column to predict from.
+  s->column_rows[feature] = mtlite_session::kUnset;
+  s->has_result = false;
   return guarded(sink, MTLITE_ERROR_INTERNAL, [&] {
     const std::size_t b = s->owner->kind_index[feature];
     s->bag_ids[b].assign(ids, ids + id_count);
     std::memcpy(s->bag_offsets[b].data(), offsets, (rows + 1) * sizeof *offsets);
     s->column_rows[feature] = rows;
-    s->has_result = false;
     return MTLITE_OK;
   });
 }
