@@ -267,13 +267,60 @@ static void test_no_binding(void) {
   free(copy);
 }
 
-static void test_model_queries(mtlite_model* model) {
+/* One of the model's lists of names (tasks, outputs, features, gates): its count, every name by
+ * index and back (when the list has an index call), and every way to call them wrongly. */
+typedef mtlite_status (*count_fn)(const mtlite_model*, size_t*);
+typedef mtlite_status (*name_fn)(const mtlite_model*, size_t, const char**);
+typedef mtlite_status (*index_fn)(const mtlite_model*, const char*, size_t*);
+
+static void check_names(mtlite_model* model, const char* what, count_fn count, name_fn name_at, index_fn index_of,
+                        const char* const* names, size_t expected, int line) {
   size_t n = 99, i;
   const char* name = NULL;
+  char unknown[64], message[96];
+#define EXPECT_AT(call, want) check_status((call), (want), #call, mtlite_model_last_error(model), line)
+  EXPECT_AT(count(model, &n), MTLITE_OK);
+  check(n == expected, "the count", line);
+  for (i = 0; i < expected; ++i) {
+    EXPECT_AT(name_at(model, i, &name), MTLITE_OK);
+    check(name && strcmp(name, names[i]) == 0, names[i], line);
+    if (index_of) {
+      EXPECT_AT(index_of(model, names[i], &n), MTLITE_OK);
+      check(n == i, "the index of a name", line);
+    }
+  }
+  EXPECT_AT(name_at(model, expected, &name), MTLITE_ERROR_OUT_OF_RANGE);
+  snprintf(message, sizeof message, "%s index %zu out of range", what, expected);
+  check(contains(mtlite_model_last_error(model), message), message, line);
+  EXPECT_AT(name_at(model, (size_t)-1, &name), MTLITE_ERROR_OUT_OF_RANGE);
+  EXPECT_AT(count(model, NULL), MTLITE_ERROR_INVALID_ARGUMENT);
+  EXPECT_AT(name_at(model, 0, NULL), MTLITE_ERROR_INVALID_ARGUMENT);
+  EXPECT_AT(count(NULL, &n), MTLITE_ERROR_NULL_HANDLE);
+  EXPECT_AT(name_at(NULL, 0, &name), MTLITE_ERROR_NULL_HANDLE);
+  if (index_of) {
+    n = 99;
+    snprintf(unknown, sizeof unknown, "%s-that-is-not", what);
+    EXPECT_AT(index_of(model, unknown, &n), MTLITE_ERROR_NOT_FOUND);
+    snprintf(message, sizeof message, "no %s '%s'", what, unknown);
+    check(contains(mtlite_model_last_error(model), message) && contains(mtlite_model_last_error(model), names[0]) &&
+              n == 99,
+          message, line);
+    EXPECT_AT(index_of(model, NULL, &n), MTLITE_ERROR_INVALID_ARGUMENT);
+    EXPECT_AT(index_of(model, names[0], NULL), MTLITE_ERROR_INVALID_ARGUMENT);
+    EXPECT_AT(index_of(NULL, names[0], &n), MTLITE_ERROR_NULL_HANDLE);
+  }
+#undef EXPECT_AT
+}
+
+static void test_model_queries(mtlite_model* model) {
+  size_t n = 99, i;
   mtlite_feature_kind kind;
   mtlite_id_mapping mapping;
   uint64_t size = 0;
   int has = -1;
+  static const char* const tasks[] = {"click", "cart", "purchase"};
+  static const char* const outputs[OUTPUTS] = {"click", "purchase", "ctcvr"};
+  static const char* const gates[] = {"gate0", "gate2"};
   static const char* const features[FEATURES] = {"device", "item_id", "sku", "tags", "price", "discount"};
   static const mtlite_feature_kind kinds[FEATURES] = {MTLITE_FEATURE_CATEGORICAL, MTLITE_FEATURE_CATEGORICAL,
                                                       MTLITE_FEATURE_CATEGORICAL, MTLITE_FEATURE_MULTI_HOT,
@@ -291,56 +338,19 @@ static void test_model_queries(mtlite_model* model) {
   EXPECT_M(mtlite_model_selftest(model), MTLITE_OK);
   EXPECT(mtlite_model_selftest(NULL), MTLITE_ERROR_NULL_HANDLE);
 
-  /* Tasks: all three, the dropped one included. */
-  EXPECT_M(mtlite_model_task_count(model, &n), MTLITE_OK);
-  CHECK(n == 3);
-  EXPECT_M(mtlite_model_task_name(model, 1, &name), MTLITE_OK);
-  CHECK(name && strcmp(name, "cart") == 0);
-  EXPECT_M(mtlite_model_task_index(model, "purchase", &n), MTLITE_OK);
-  CHECK(n == 2);
-  EXPECT_M(mtlite_model_task_index(model, "clik", &n), MTLITE_ERROR_NOT_FOUND);
-  CHECK(contains(mtlite_model_last_error(model), "no task 'clik'") &&
-        contains(mtlite_model_last_error(model), "click, cart, purchase"));
-  CHECK(n == 2);
-  EXPECT_M(mtlite_model_task_name(model, 3, &name), MTLITE_ERROR_OUT_OF_RANGE);
-  CHECK(contains(mtlite_model_last_error(model), "task index 3"));
-  EXPECT_M(mtlite_model_task_index(model, NULL, &n), MTLITE_ERROR_INVALID_ARGUMENT);
-  EXPECT_M(mtlite_model_task_index(model, "click", NULL), MTLITE_ERROR_INVALID_ARGUMENT);
-  EXPECT_M(mtlite_model_task_count(model, NULL), MTLITE_ERROR_INVALID_ARGUMENT);
-  EXPECT_M(mtlite_model_task_name(model, 0, NULL), MTLITE_ERROR_INVALID_ARGUMENT);
-  EXPECT(mtlite_model_task_count(NULL, &n), MTLITE_ERROR_NULL_HANDLE);
-  EXPECT(mtlite_model_task_name(NULL, 0, &name), MTLITE_ERROR_NULL_HANDLE);
-  EXPECT(mtlite_model_task_index(NULL, "click", &n), MTLITE_ERROR_NULL_HANDLE);
-
-  /* Outputs: the served tasks, then pCTCVR. */
-  EXPECT_M(mtlite_model_output_count(model, &n), MTLITE_OK);
-  CHECK(n == OUTPUTS);
-  EXPECT_M(mtlite_model_output_name(model, OUT_CLICK, &name), MTLITE_OK);
-  CHECK(name && strcmp(name, "click") == 0);
-  EXPECT_M(mtlite_model_output_name(model, OUT_PURCHASE, &name), MTLITE_OK);
-  CHECK(name && strcmp(name, "purchase") == 0);
-  EXPECT_M(mtlite_model_output_name(model, OUT_CTCVR, &name), MTLITE_OK);
-  CHECK(name && strcmp(name, "ctcvr") == 0);
-  EXPECT_M(mtlite_model_output_index(model, "ctcvr", &n), MTLITE_OK);
-  CHECK(n == OUT_CTCVR);
+  /* Tasks: all three, the dropped one included. Outputs: the served tasks, then pCTCVR. */
+  check_names(model, "task", mtlite_model_task_count, mtlite_model_task_name, mtlite_model_task_index, tasks, 3,
+              __LINE__);
+  check_names(model, "output", mtlite_model_output_count, mtlite_model_output_name, mtlite_model_output_index, outputs,
+              OUTPUTS, __LINE__);
   EXPECT_M(mtlite_model_output_index(model, "cart", &n), MTLITE_ERROR_NOT_FOUND);
-  EXPECT_M(mtlite_model_output_name(model, OUTPUTS, &name), MTLITE_ERROR_OUT_OF_RANGE);
-  EXPECT_M(mtlite_model_output_index(model, NULL, &n), MTLITE_ERROR_INVALID_ARGUMENT);
-  EXPECT_M(mtlite_model_output_index(model, "click", NULL), MTLITE_ERROR_INVALID_ARGUMENT);
-  EXPECT_M(mtlite_model_output_count(model, NULL), MTLITE_ERROR_INVALID_ARGUMENT);
-  EXPECT_M(mtlite_model_output_name(model, 0, NULL), MTLITE_ERROR_INVALID_ARGUMENT);
-  EXPECT(mtlite_model_output_count(NULL, &n), MTLITE_ERROR_NULL_HANDLE);
-  EXPECT(mtlite_model_output_name(NULL, 0, &name), MTLITE_ERROR_NULL_HANDLE);
-  EXPECT(mtlite_model_output_index(NULL, "click", &n), MTLITE_ERROR_NULL_HANDLE);
+  CHECK(contains(mtlite_model_last_error(model), "no output 'cart'") &&
+        contains(mtlite_model_last_error(model), "click, purchase, ctcvr"));
 
   /* Features. */
-  EXPECT_M(mtlite_model_feature_count(model, &n), MTLITE_OK);
-  CHECK(n == FEATURES);
+  check_names(model, "feature", mtlite_model_feature_count, mtlite_model_feature_name, mtlite_model_feature_index,
+              features, FEATURES, __LINE__);
   for (i = 0; i < FEATURES; ++i) {
-    EXPECT_M(mtlite_model_feature_name(model, i, &name), MTLITE_OK);
-    CHECK(name && strcmp(name, features[i]) == 0);
-    EXPECT_M(mtlite_model_feature_index(model, features[i], &n), MTLITE_OK);
-    CHECK(n == i);
     EXPECT_M(mtlite_model_feature_kind(model, i, &kind), MTLITE_OK);
     CHECK(kind == kinds[i]);
     EXPECT_M(mtlite_model_feature_mapping(model, i, &mapping), MTLITE_OK);
@@ -350,40 +360,22 @@ static void test_model_queries(mtlite_model* model) {
   }
   EXPECT_M(mtlite_model_feature_index(model, "Price", &n), MTLITE_ERROR_NOT_FOUND);
   CHECK(contains(mtlite_model_last_error(model), "no feature 'Price'"));
-  EXPECT_M(mtlite_model_feature_name(model, FEATURES, &name), MTLITE_ERROR_OUT_OF_RANGE);
   EXPECT_M(mtlite_model_feature_kind(model, FEATURES, &kind), MTLITE_ERROR_OUT_OF_RANGE);
   EXPECT_M(mtlite_model_feature_mapping(model, FEATURES, &mapping), MTLITE_ERROR_OUT_OF_RANGE);
   EXPECT_M(mtlite_model_feature_size(model, (size_t)-1, &size), MTLITE_ERROR_OUT_OF_RANGE);
-  EXPECT_M(mtlite_model_feature_count(model, NULL), MTLITE_ERROR_INVALID_ARGUMENT);
-  EXPECT_M(mtlite_model_feature_name(model, 0, NULL), MTLITE_ERROR_INVALID_ARGUMENT);
-  EXPECT_M(mtlite_model_feature_index(model, NULL, &n), MTLITE_ERROR_INVALID_ARGUMENT);
-  EXPECT_M(mtlite_model_feature_index(model, "price", NULL), MTLITE_ERROR_INVALID_ARGUMENT);
   EXPECT_M(mtlite_model_feature_kind(model, 0, NULL), MTLITE_ERROR_INVALID_ARGUMENT);
   EXPECT_M(mtlite_model_feature_mapping(model, 0, NULL), MTLITE_ERROR_INVALID_ARGUMENT);
   EXPECT_M(mtlite_model_feature_size(model, 0, NULL), MTLITE_ERROR_INVALID_ARGUMENT);
-  EXPECT(mtlite_model_feature_count(NULL, &n), MTLITE_ERROR_NULL_HANDLE);
-  EXPECT(mtlite_model_feature_name(NULL, 0, &name), MTLITE_ERROR_NULL_HANDLE);
-  EXPECT(mtlite_model_feature_index(NULL, "price", &n), MTLITE_ERROR_NULL_HANDLE);
   EXPECT(mtlite_model_feature_kind(NULL, 0, &kind), MTLITE_ERROR_NULL_HANDLE);
   EXPECT(mtlite_model_feature_mapping(NULL, 0, &mapping), MTLITE_ERROR_NULL_HANDLE);
   EXPECT(mtlite_model_feature_size(NULL, 0, &size), MTLITE_ERROR_NULL_HANDLE);
 
   /* Gates: MMoE's gate<k> for each served task k, each over the 3 experts. */
-  EXPECT_M(mtlite_model_gate_count(model, &n), MTLITE_OK);
-  CHECK(n == 2);
-  EXPECT_M(mtlite_model_gate_name(model, 0, &name), MTLITE_OK);
-  CHECK(name && strcmp(name, "gate0") == 0);
-  EXPECT_M(mtlite_model_gate_name(model, 1, &name), MTLITE_OK);
-  CHECK(name && strcmp(name, "gate2") == 0);
+  check_names(model, "gate", mtlite_model_gate_count, mtlite_model_gate_name, NULL, gates, 2, __LINE__);
   EXPECT_M(mtlite_model_gate_width(model, 1, &n), MTLITE_OK);
   CHECK(n == 3);
-  EXPECT_M(mtlite_model_gate_name(model, 2, &name), MTLITE_ERROR_OUT_OF_RANGE);
   EXPECT_M(mtlite_model_gate_width(model, 2, &n), MTLITE_ERROR_OUT_OF_RANGE);
-  EXPECT_M(mtlite_model_gate_count(model, NULL), MTLITE_ERROR_INVALID_ARGUMENT);
-  EXPECT_M(mtlite_model_gate_name(model, 0, NULL), MTLITE_ERROR_INVALID_ARGUMENT);
   EXPECT_M(mtlite_model_gate_width(model, 0, NULL), MTLITE_ERROR_INVALID_ARGUMENT);
-  EXPECT(mtlite_model_gate_count(NULL, &n), MTLITE_ERROR_NULL_HANDLE);
-  EXPECT(mtlite_model_gate_name(NULL, 0, &name), MTLITE_ERROR_NULL_HANDLE);
   EXPECT(mtlite_model_gate_width(NULL, 0, &n), MTLITE_ERROR_NULL_HANDLE);
 
   CHECK(mtlite_model_last_error(NULL)[0] != '\0');

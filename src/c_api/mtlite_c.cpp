@@ -51,11 +51,6 @@ struct Sink {
   }
 };
 
-// A failure the C++ side raises that is not an mtlite::Error of the call's usual kind.
-struct Failure {
-  mtlite_status code;
-};
-
 // Runs f, turning every exception into a status and a message. `error_code` is what an
 // mtlite::Error means for this call (a bad file, a bad value).
 template <class F>
@@ -471,61 +466,67 @@ MTLITE_API mtlite_status mtlite_model_selftest(const mtlite_model* model) {
   if (!model) return MTLITE_ERROR_NULL_HANDLE;                   \
   if (!(out)) return null_pointer(model->sink(), function, #out)
 
+}  // extern "C"
+
+namespace {
+
+// The model's four lists of names (tasks, outputs, features, gates): count, name by index,
+// index by name, each checked.
+using Names = std::vector<const char*> mtlite_model::*;
+
+mtlite_status count_of(const mtlite_model* model, Names names, size_t* count, const char* function) noexcept {
+  MTLITE_CHECK_MODEL(function, count);
+  *count = (model->*names).size();
+  return MTLITE_OK;
+}
+
+mtlite_status name_at(const mtlite_model* model, Names names, const char* what, size_t i, const char** name,
+                      const char* function) noexcept {
+  MTLITE_CHECK_MODEL(function, name);
+  if (const mtlite_status st = check_index(model->sink(), what, i, (model->*names).size())) return st;
+  *name = (model->*names)[i];
+  return MTLITE_OK;
+}
+
+mtlite_status index_of(const mtlite_model* model, Names names, const char* what, const char* name, size_t* index,
+                       const char* function) noexcept {
+  MTLITE_CHECK_MODEL(function, index);
+  if (!name) return null_pointer(model->sink(), function, "name");
+  return lookup(model->sink(), what, model->*names, name, index);
+}
+
+}  // namespace
+
+extern "C" {
+
 MTLITE_API mtlite_status mtlite_model_task_count(const mtlite_model* model, size_t* count) {
-  MTLITE_CHECK_MODEL("mtlite_model_task_count", count);
-  *count = model->task_names.size();
-  return MTLITE_OK;
+  return count_of(model, &mtlite_model::task_names, count, "mtlite_model_task_count");
 }
-
 MTLITE_API mtlite_status mtlite_model_task_name(const mtlite_model* model, size_t task, const char** name) {
-  MTLITE_CHECK_MODEL("mtlite_model_task_name", name);
-  if (const mtlite_status st = check_index(model->sink(), "task", task, model->task_names.size())) return st;
-  *name = model->task_names[task];
-  return MTLITE_OK;
+  return name_at(model, &mtlite_model::task_names, "task", task, name, "mtlite_model_task_name");
 }
-
 MTLITE_API mtlite_status mtlite_model_task_index(const mtlite_model* model, const char* name, size_t* task) {
-  MTLITE_CHECK_MODEL("mtlite_model_task_index", task);
-  if (!name) return null_pointer(model->sink(), "mtlite_model_task_index", "name");
-  return lookup(model->sink(), "task", model->task_names, name, task);
+  return index_of(model, &mtlite_model::task_names, "task", name, task, "mtlite_model_task_index");
 }
 
 MTLITE_API mtlite_status mtlite_model_output_count(const mtlite_model* model, size_t* count) {
-  MTLITE_CHECK_MODEL("mtlite_model_output_count", count);
-  *count = model->output_names.size();
-  return MTLITE_OK;
+  return count_of(model, &mtlite_model::output_names, count, "mtlite_model_output_count");
 }
-
 MTLITE_API mtlite_status mtlite_model_output_name(const mtlite_model* model, size_t output, const char** name) {
-  MTLITE_CHECK_MODEL("mtlite_model_output_name", name);
-  if (const mtlite_status st = check_index(model->sink(), "output", output, model->output_names.size())) return st;
-  *name = model->output_names[output];
-  return MTLITE_OK;
+  return name_at(model, &mtlite_model::output_names, "output", output, name, "mtlite_model_output_name");
 }
-
 MTLITE_API mtlite_status mtlite_model_output_index(const mtlite_model* model, const char* name, size_t* output) {
-  MTLITE_CHECK_MODEL("mtlite_model_output_index", output);
-  if (!name) return null_pointer(model->sink(), "mtlite_model_output_index", "name");
-  return lookup(model->sink(), "output", model->output_names, name, output);
+  return index_of(model, &mtlite_model::output_names, "output", name, output, "mtlite_model_output_index");
 }
 
 MTLITE_API mtlite_status mtlite_model_feature_count(const mtlite_model* model, size_t* count) {
-  MTLITE_CHECK_MODEL("mtlite_model_feature_count", count);
-  *count = model->feature_names.size();
-  return MTLITE_OK;
+  return count_of(model, &mtlite_model::feature_names, count, "mtlite_model_feature_count");
 }
-
 MTLITE_API mtlite_status mtlite_model_feature_name(const mtlite_model* model, size_t feature, const char** name) {
-  MTLITE_CHECK_MODEL("mtlite_model_feature_name", name);
-  if (const mtlite_status st = check_index(model->sink(), "feature", feature, model->feature_names.size())) return st;
-  *name = model->feature_names[feature];
-  return MTLITE_OK;
+  return name_at(model, &mtlite_model::feature_names, "feature", feature, name, "mtlite_model_feature_name");
 }
-
 MTLITE_API mtlite_status mtlite_model_feature_index(const mtlite_model* model, const char* name, size_t* feature) {
-  MTLITE_CHECK_MODEL("mtlite_model_feature_index", feature);
-  if (!name) return null_pointer(model->sink(), "mtlite_model_feature_index", "name");
-  return lookup(model->sink(), "feature", model->feature_names, name, feature);
+  return index_of(model, &mtlite_model::feature_names, "feature", name, feature, "mtlite_model_feature_index");
 }
 
 MTLITE_API mtlite_status mtlite_model_feature_kind(const mtlite_model* model, size_t feature, mtlite_feature_kind* kind) {
@@ -555,16 +556,10 @@ MTLITE_API mtlite_status mtlite_model_feature_size(const mtlite_model* model, si
 }
 
 MTLITE_API mtlite_status mtlite_model_gate_count(const mtlite_model* model, size_t* count) {
-  MTLITE_CHECK_MODEL("mtlite_model_gate_count", count);
-  *count = model->gate_names.size();
-  return MTLITE_OK;
+  return count_of(model, &mtlite_model::gate_names, count, "mtlite_model_gate_count");
 }
-
 MTLITE_API mtlite_status mtlite_model_gate_name(const mtlite_model* model, size_t gate, const char** name) {
-  MTLITE_CHECK_MODEL("mtlite_model_gate_name", name);
-  if (const mtlite_status st = check_index(model->sink(), "gate", gate, model->gate_names.size())) return st;
-  *name = model->gate_names[gate];
-  return MTLITE_OK;
+  return name_at(model, &mtlite_model::gate_names, "gate", gate, name, "mtlite_model_gate_name");
 }
 
 MTLITE_API mtlite_status mtlite_model_gate_width(const mtlite_model* model, size_t gate, size_t* width) {
