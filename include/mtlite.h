@@ -36,7 +36,8 @@
  * live as long as the model, scores and gate weights until the session's next predict.
  *
  * Threads. A model never changes after it is opened: any number of threads may call the
- * mtlite_model_* functions on one model at once, and each may run its own session of it. A
+ * mtlite_model_* functions (all but mtlite_model_free) on one model at once, and each may run
+ * its own session of it. A
  * session is for one thread at a time (it holds the inputs, the scratch memory and the
  * results of its batch). mtlite_session_predict allocates nothing and takes no lock.
  *
@@ -46,8 +47,8 @@
  * for a batch size. mtlite_session_predict(session, rows) needs every column set for exactly
  * that many rows. Features are addressed by name or by their index in the model (0 to
  * mtlite_model_feature_count - 1, all kinds together, in the model's order). Dense values must
- * be finite; ids may be anything (unknown, negative or out-of-range ids use the feature's
- * out-of-vocabulary row).
+ * be finite; ids may be anything: a vocabulary feature puts unknown, negative or out-of-range
+ * ids in its out-of-vocabulary row, a hashing feature buckets any id.
  *
  * Compatibility. The handles are opaque and the enums' values never change: a program built
  * against this header runs with any library of the same MTLITE_C_ABI_VERSION (the shared
