@@ -4,9 +4,12 @@
 #   2. installed: `meson install` of this build into a temporary root, then the compiler with
 #      `pkg-config --cflags mtlite` only.
 # Both programs must print the same score (to 1e-5: one build may be scalar, the other SIMD).
-#   tests/consumer/run.sh MESON CXX SOURCE_ROOT BUILD_ROOT
+#   3. the C API installed: main.c built with the C compiler and `pkg-config mtlite-c`, against
+#      the shared library and against the static one, each opening MODEL and running its self-test.
+#      SANITIZE is the build's -fsanitize= flag, or empty: its libraries need the sanitizers' runtime.
+#   tests/consumer/run.sh MESON CXX SOURCE_ROOT BUILD_ROOT CC MODEL [SANITIZE]
 set -euo pipefail
-meson=$1 cxx=$2 src=$(realpath "$3") build=$(realpath "$4")
+meson=$1 cxx=$2 src=$(realpath "$3") build=$(realpath "$4") cc=$5 model=$(realpath "$6") sanitize=${7:-}
 here=$(realpath "$(dirname "$0")")
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -29,6 +32,22 @@ cflags=$(PKG_CONFIG_PATH="$pc" PKG_CONFIG_SYSROOT_DIR="$dir/root" pkg-config --c
 "$cxx" $cflags -O1 "$here/main.cpp" -o "$dir/installed"
 from_install=$("$dir/installed")
 echo "installed:  $from_install  (pkg-config --cflags: $cflags)"
+
+pc_c=$(dirname "$(find "$dir/root" -name mtlite-c.pc | head -1)")
+[ -f "$pc_c/mtlite-c.pc" ] || { echo "meson install wrote no mtlite-c.pc"; exit 1; }
+c_cflags=$(PKG_CONFIG_PATH="$pc_c" PKG_CONFIG_SYSROOT_DIR="$dir/root" pkg-config --cflags mtlite-c)
+c_libs=$(PKG_CONFIG_PATH="$pc_c" PKG_CONFIG_SYSROOT_DIR="$dir/root" pkg-config --libs mtlite-c)
+c_static_libs=$(PKG_CONFIG_PATH="$pc_c" PKG_CONFIG_SYSROOT_DIR="$dir/root" pkg-config --static --libs mtlite-c)
+# shellcheck disable=SC2086  # lists of flags
+"$cc" -std=c99 -Wall -Wextra -Werror -pedantic $sanitize $c_cflags "$here/main.c" $c_libs -o "$dir/c_shared"
+# shellcheck disable=SC2086
+"$cc" -std=c99 -Wall -Wextra -Werror -pedantic $sanitize $c_cflags "$here/main.c" ${c_static_libs/-lmtlite_c/-l:libmtlite_c.a} -o "$dir/c_static"
+libdir=${c_libs#-L}; libdir=${libdir%% *}
+c_shared=$(LD_LIBRARY_PATH="$libdir" "$dir/c_shared" "$model") || { echo "FAIL: C, shared: $c_shared"; exit 1; }
+echo "C, shared:  $c_shared"
+if ldd "$dir/c_static" | grep -q libmtlite_c; then echo "FAIL: the static program loads libmtlite_c.so"; exit 1; fi
+c_static=$("$dir/c_static" "$model") || { echo "FAIL: C, static: $c_static"; exit 1; }
+echo "C, static:  $c_static"
 
 case $from_subproject in click\ 0.*) ;; *) echo "FAIL: not a click probability"; exit 1 ;; esac
 awk -v a="${from_subproject#click }" -v b="${from_install#click }" 'BEGIN { d = a - b; exit !(d < 1e-5 && d > -1e-5) }' ||
