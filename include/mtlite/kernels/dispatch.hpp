@@ -23,33 +23,29 @@
 
 namespace mtlite::kernels {
 
-// The tables of the levels compiled in their own units, best first.
+// The levels compiled in their own units, best first (meson.build gives each its flags): the
+// one list that the kernels' and the trainer's tables (offline/train/math.hpp) are declared from.
 #if defined(__x86_64__)
-const KernelTable& avx512vnni_table() noexcept;
-const KernelTable& avx512_table() noexcept;
-const KernelTable& avxvnni_table() noexcept;
-const KernelTable& avx2_table() noexcept;
+#define MTLITE_FOR_EACH_COMPILED_LEVEL(X) X(avx512vnni) X(avx512) X(avxvnni) X(avx2)
 #elif defined(__aarch64__)
-const KernelTable& neon_i8mm_table() noexcept;
-const KernelTable& neon_dot_table() noexcept;
+#define MTLITE_FOR_EACH_COMPILED_LEVEL(X) X(neon_i8mm) X(neon_dot)
 #else
 #error "MTLITE_DISPATCH is for x86-64 and AArch64 builds"
 #endif
 
-// Every level of this architecture, best first; the last two are in every program.
-#if defined(__x86_64__)
-inline constexpr std::size_t kLevels = 6;
-#else
-inline constexpr std::size_t kLevels = 4;
-#endif
+#define MTLITE_DECLARE_LEVEL_TABLE(level) const KernelTable& level##_table() noexcept;
+MTLITE_FOR_EACH_COMPILED_LEVEL(MTLITE_DECLARE_LEVEL_TABLE)
+#undef MTLITE_DECLARE_LEVEL_TABLE
+
+// Every level of this architecture, best first: the compiled ones, then the two in every program.
+#define MTLITE_ONE_LEVEL(level) +1
+inline constexpr std::size_t kLevels = 2 MTLITE_FOR_EACH_COMPILED_LEVEL(MTLITE_ONE_LEVEL);
+#undef MTLITE_ONE_LEVEL
 inline const std::array<const KernelTable*, kLevels>& all_levels() noexcept {
+#define MTLITE_LEVEL_TABLE_ADDRESS(level) &level##_table(),
   static const std::array<const KernelTable*, kLevels> levels = {
-#if defined(__x86_64__)
-      &avx512vnni_table(), &avx512_table(), &avxvnni_table(), &avx2_table(),
-#else
-      &neon_i8mm_table(), &neon_dot_table(),
-#endif
-      &kTargetTable, &kRefTable};
+      MTLITE_FOR_EACH_COMPILED_LEVEL(MTLITE_LEVEL_TABLE_ADDRESS) &kTargetTable, &kRefTable};
+#undef MTLITE_LEVEL_TABLE_ADDRESS
   return levels;
 }
 

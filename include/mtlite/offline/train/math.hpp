@@ -30,25 +30,17 @@ namespace mtlite::train::math {
 #if defined(MTLITE_DISPATCH)
 // Each level's loops, compiled in that level's unit of the kernel tables
 // (src/dispatch/math_table.cpp).
-#if defined(__x86_64__)
-const MathTable& avx512vnni_math_table() noexcept;
-const MathTable& avx512_math_table() noexcept;
-const MathTable& avxvnni_math_table() noexcept;
-const MathTable& avx2_math_table() noexcept;
-#elif defined(__aarch64__)
-const MathTable& neon_i8mm_math_table() noexcept;
-const MathTable& neon_dot_math_table() noexcept;
-#endif
+#define MTLITE_DECLARE_MATH_TABLE(level) const MathTable& level##_math_table() noexcept;
+MTLITE_FOR_EACH_COMPILED_LEVEL(MTLITE_DECLARE_MATH_TABLE)
+#undef MTLITE_DECLARE_MATH_TABLE
 
 // The loops of the level of kernels::all_levels()[i], at index i.
 inline const std::array<const MathTable*, kernels::kLevels>& math_levels() noexcept {
+#define MTLITE_MATH_TABLE_ADDRESS(level) &level##_math_table(),
   static const std::array<const MathTable*, kernels::kLevels> levels = {
-#if defined(__x86_64__)
-      &avx512vnni_math_table(), &avx512_math_table(), &avxvnni_math_table(), &avx2_math_table(),
-#else
-      &neon_i8mm_math_table(), &neon_dot_math_table(),
-#endif
-      &impl::kTargetMathTable, &impl::kTargetMathTable};
+      MTLITE_FOR_EACH_COMPILED_LEVEL(MTLITE_MATH_TABLE_ADDRESS) &impl::kTargetMathTable,
+      &impl::kTargetMathTable};
+#undef MTLITE_MATH_TABLE_ADDRESS
   return levels;
 }
 
