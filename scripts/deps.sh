@@ -7,7 +7,7 @@ set -euo pipefail
 if [ $# -gt 0 ]; then
   packages=("$@")
 else
-  packages=(g++ meson ninja-build pkg-config libxsimd-dev doctest-dev libbenchmark-dev libeigen3-dev zlib1g-dev)
+  packages=(g++ meson ninja-build pkg-config libxsimd-dev doctest-dev libbenchmark-dev libeigen3-dev zlib1g-dev cmake)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -7,9 +7,12 @@
 #   3. the C API installed: main.c built with the C compiler and `pkg-config mtlite-c`, against
 #      the shared library and against the static one, each opening MODEL and running its self-test.
 #      SANITIZE is the build's -fsanitize= flag, or empty: its libraries need the sanitizers' runtime.
-#   tests/consumer/run.sh MESON CXX SOURCE_ROOT BUILD_ROOT CC MODEL [SANITIZE]
+#   4. CMake: find_package(mtlite) from the same installed tree (CMakeLists.txt), the C++ program
+#      with mtlite::mtlite, the C one with mtlite::mtlite_c and mtlite::mtlite_c_static; they must
+#      print what steps 2 and 3 printed. CMAKE is the cmake program.
+#   tests/consumer/run.sh MESON CXX SOURCE_ROOT BUILD_ROOT CC MODEL CMAKE [SANITIZE]
 set -euo pipefail
-meson=$1 cxx=$2 src=$(realpath "$3") build=$(realpath "$4") cc=$5 model=$(realpath "$6") sanitize=${7:-}
+meson=$1 cxx=$2 src=$(realpath "$3") build=$(realpath "$4") cc=$5 model=$(realpath "$6") cmake=$7 sanitize=${8:-}
 here=$(realpath "$(dirname "$0")")
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -49,7 +52,25 @@ if ldd "$dir/c_static" | grep -q libmtlite_c; then echo "FAIL: the static progra
 c_static=$("$dir/c_static" "$model") || { echo "FAIL: C, static: $c_static"; exit 1; }
 echo "C, static:  $c_static"
 
+# The prefix is the one the tree was installed for, under the destdir: CMake finds the package
+# there through CMAKE_PREFIX_PATH, and the package finds its files relative to itself.
+command -v "$cmake" > /dev/null || { echo "FAIL: no cmake ($cmake); scripts/deps.sh installs it"; exit 1; }
+prefix=$("$meson" introspect "$build" --buildoptions | python3 -c \
+  'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"))')
+CC=$cc CXX=$cxx "$cmake" -S "$here" -B "$dir/cmake" -DCMAKE_PREFIX_PATH="$dir/root$prefix" \
+  -DCMAKE_BUILD_TYPE=Release ${sanitize:+-DSANITIZE="$sanitize"} > "$dir/cmake.log" 2>&1 &&
+  "$cmake" --build "$dir/cmake" >> "$dir/cmake.log" 2>&1 || { cat "$dir/cmake.log"; exit 1; }
+from_cmake=$("$dir/cmake/consumer")
+echo "CMake:      $from_cmake"
+cmake_shared=$("$dir/cmake/c_shared" "$model") || { echo "FAIL: CMake, C shared: $cmake_shared"; exit 1; }
+cmake_static=$("$dir/cmake/c_static" "$model") || { echo "FAIL: CMake, C static: $cmake_static"; exit 1; }
+echo "CMake, C:   $cmake_shared"
+if ldd "$dir/cmake/c_static" | grep -q libmtlite_c; then echo "FAIL: the CMake static program loads libmtlite_c.so"; exit 1; fi
+[ "$cmake_shared" = "$c_shared" ] && [ "$cmake_static" = "$c_static" ] ||
+  { echo "FAIL: the CMake C programs print other than the pkg-config ones"; exit 1; }
+
 case $from_subproject in click\ 0.*) ;; *) echo "FAIL: not a click probability"; exit 1 ;; esac
 awk -v a="${from_subproject#click }" -v b="${from_install#click }" 'BEGIN { d = a - b; exit !(d < 1e-5 && d > -1e-5) }' ||
   { echo "FAIL: the two builds disagree"; exit 1; }
+[ "$from_cmake" = "$from_install" ] || { echo "FAIL: the CMake build prints other than the pkg-config one"; exit 1; }
 echo "ok"
