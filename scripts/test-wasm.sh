@@ -7,8 +7,10 @@
 #    the suites under node;
 # 3. with the native mtlite command: a funnel model (synth, train 2 epochs, and an int8 copy),
 #    candidate rows encoded for the page (mtlite encode) and their native scores (mtlite predict),
-#    from the native build and from a native build of the scalar reference kernels (-Dsimd=none,
-#    no FMA contraction: the float steps the wasm build takes);
+#    from the native build and from the scalar reference kernels with no FMA contraction (the
+#    float steps the wasm build takes): the native build's own with MTLITE_KERNELS=scalar when it
+#    is an x86-64 dispatch build (compiled for the baseline, which has no FMA), else a build of
+#    its own (-Dsimd=none -ffp-contract=off);
 # 4. serves build-wasm/examples/web on 127.0.0.1, loads the page in headless Chromium once per
 #    model, and checks that its scores equal the native build's (f32 within 1e-6) and the scalar
 #    reference's (f32 and int8 within 1e-6), and that a bad file, wrong input sizes and a missing
@@ -21,7 +23,7 @@
 #
 # Environment: WASM_BUILD_DIR (build-wasm), WASM_NATIVE_BUILD_DIR (build: reused when
 # configured, else set up; only its mtlite command is built), WASM_SCALAR_BUILD_DIR
-# (build-wasm-scalar, the same for the scalar reference), WASM_BUILD_JOBS (2),
+# (build-wasm-scalar, the scalar reference's when it needs one), WASM_BUILD_JOBS (2),
 # WASM_PORT (8779), WASM_ROWS (2000 candidate rows).
 set -uo pipefail
 
@@ -81,8 +83,16 @@ native_mtlite() {  # build dir, meson options...: builds its mtlite command
   ninja -C "$dir" -j"$jobs" tools/mtlite > "$dir.mtlite.log" 2>&1 || { tail -n 40 "$dir.mtlite.log"; fail=$((fail + 1)); finish; }
 }
 native_mtlite "$native"
-native_mtlite "$scalar" -Dsimd=none -Dtests=false -Dcpp_args=-ffp-contract=off
 mtlite=$native/tools/mtlite
+native_simd=$(meson introspect "$native" --buildoptions |
+  python3 -c 'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "simd"))')
+if [ "$native_simd" = dispatch ] && [ "$(uname -m)" = x86_64 ]; then
+  scalar_mtlite=(env MTLITE_KERNELS=scalar "$mtlite")
+else
+  native_mtlite "$scalar" -Dsimd=none -Dtests=false -Dcpp_args=-ffp-contract=off
+  scalar_mtlite=("$scalar/tools/mtlite")
+fi
+echo "   scalar reference: ${scalar_mtlite[*]}"
 web=$wasm/examples/web
 data=$wasm/web-data
 rm -rf "$data" && mkdir -p "$data"
@@ -100,8 +110,8 @@ make_model() {
   cp "$data/enc/rows.csv.safetensors" "$web/rows.safetensors" &&
   "$mtlite" predict "$web/model.mtl" --data "$data/rows.csv" --out "$data/native-f32.csv" &&
   "$mtlite" predict "$web/model-int8.mtl" --data "$data/rows.csv" --out "$data/native-int8.csv" &&
-  "$scalar/tools/mtlite" predict "$web/model.mtl" --data "$data/rows.csv" --out "$data/scalar-f32.csv" &&
-  "$scalar/tools/mtlite" predict "$web/model-int8.mtl" --data "$data/rows.csv" --out "$data/scalar-int8.csv"
+  "${scalar_mtlite[@]}" predict "$web/model.mtl" --data "$data/rows.csv" --out "$data/scalar-f32.csv" &&
+  "${scalar_mtlite[@]}" predict "$web/model-int8.mtl" --data "$data/rows.csv" --out "$data/scalar-int8.csv"
 }
 make_model > "$data/make.log" 2>&1 || { tail -n 30 "$data/make.log"; fail=$((fail + 1)); finish; }
 echo "   funnel MMoE (f32 and int8) and $rows candidate rows with their native scores"
