@@ -3,6 +3,7 @@
 
 int cmd_bench(int argc, char** argv);
 int cmd_convert(int argc, char** argv);
+int cmd_embed(int argc, char** argv);
 int cmd_encode(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_split(int argc, char** argv);

@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"predict", cmd_predict, "score CSV rows with a model; writes one CSV line of scores per row"},
     {"convert", cmd_convert, "float weights -> a deployable model file: f32, f16 or int8, with a self-test"},
     {"encode", cmd_encode, "CSV rows as tensors, encoded as mtlite reads them, for training in PyTorch"},
+    {"embed", cmd_embed, "a model file as a C/C++ header (64-byte aligned bytes) to compile into a program"},
     {"inspect", cmd_inspect, "what a model file holds: architecture, tasks, features, tensors, bytes"},
     {"bench", cmd_bench, "time a model: microseconds per batch and per example"},
     {"split", cmd_split, "CSV rows into train, validation and test files: seeded random, or each group's last rows"},
