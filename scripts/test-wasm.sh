@@ -7,30 +7,33 @@
 #    the suites under node;
 # 3. with the native mtlite command: a funnel model (synth, train 2 epochs, and an int8 copy),
 #    candidate rows encoded for the page (mtlite encode) and their native scores (mtlite predict),
-#    from the native build and from the scalar reference kernels with no FMA contraction (the
-#    float steps the wasm build takes): the native build's own with MTLITE_KERNELS=scalar when it
-#    is an x86-64 dispatch build (compiled for the baseline, which has no FMA), else a build of
-#    its own (-Dsimd=none -ffp-contract=off);
+#    from the native build and from the native twin of the page's kernels: the wasm build's
+#    level, wasm-simd128, runs xsimd's sse2 kernels on emscripten's SSE2-over-SIMD128 and an
+#    int8 path bit-exact to the scalar reference, as the x86 sse2 level does. The twin is the
+#    native build at MTLITE_KERNELS=sse2 when it is an x86-64 dispatch build (compiled for the
+#    baseline, which has no FMA), else a baseline build of its own (-Dsimd=portable
+#    -ffp-contract=off);
 # 4. serves build-wasm/examples/web on 127.0.0.1, loads the page in headless Chromium once per
-#    model, and checks that its scores equal the native build's (f32 within 1e-6) and the scalar
-#    reference's (f32 and int8 within 1e-6), and that a bad file, wrong input sizes and a missing
+#    model, and checks that its scores equal the native build's (f32 within 1e-6) and the
+#    twin's (f32 and int8 within 1e-6), and that a bad file, wrong input sizes and a missing
 #    file come back as JavaScript errors with the library's message. The int8 difference from the
-#    native build is printed, not checked: there FMA-contracted float steps before the int8
-#    layers can move an activation across a rounding step of its quantization;
+#    native build's best level is printed, not checked: there other float steps (FMA, wider
+#    vectors) before the int8 layers can move an activation across a rounding step of its
+#    quantization;
 # 5. prints the size of the page's .wasm file.
 # Ends with "Ok: N" and "Fail: N" (the suites as meson test counts them, plus one per browser
 # check) and exits non-zero on any failure.
 #
 # Environment: WASM_BUILD_DIR (build-wasm), WASM_NATIVE_BUILD_DIR (build: reused when
 # configured, else set up; only its mtlite command is built), WASM_SCALAR_BUILD_DIR
-# (build-wasm-scalar, the scalar reference's when it needs one), WASM_BUILD_JOBS (2),
+# (build-wasm-twin, the twin's when it needs one), WASM_BUILD_JOBS (2),
 # WASM_PORT (8779), WASM_ROWS (2000 candidate rows).
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 wasm=${WASM_BUILD_DIR:-$root/build-wasm}
 native=${WASM_NATIVE_BUILD_DIR:-$root/build}
-scalar=${WASM_SCALAR_BUILD_DIR:-$root/build-wasm-scalar}
+twin=${WASM_TWIN_BUILD_DIR:-$root/build-wasm-twin}
 jobs=${WASM_BUILD_JOBS:-2}
 port=${WASM_PORT:-8779}
 rows=${WASM_ROWS:-2000}
@@ -56,7 +59,7 @@ echo "== wasm: $wasm (emscripten $(em++ --version | sed -n '1s/.* \([0-9][0-9.]*
 [ -f "$wasm/build.ninja" ] || rm -rf "$wasm"
 if [ ! -f "$wasm/build.ninja" ] &&
    ! meson setup "$wasm" "$root" --cross-file "$root/cross/wasm32-emscripten.ini" -Dwerror=true \
-       -Dsimd=none -Dbenchmarks=false > "$wasm.setup.log" 2>&1; then
+       -Dsimd=portable -Dbenchmarks=false > "$wasm.setup.log" 2>&1; then
   cat "$wasm.setup.log"; fail=$((fail + 1)); finish
 fi
 t0=$(date +%s)
@@ -87,12 +90,12 @@ mtlite=$native/tools/mtlite
 native_simd=$(meson introspect "$native" --buildoptions |
   python3 -c 'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "simd"))')
 if [ "$native_simd" = dispatch ] && [ "$(uname -m)" = x86_64 ]; then
-  scalar_mtlite=(env MTLITE_KERNELS=scalar "$mtlite")
+  twin_mtlite=(env MTLITE_KERNELS=sse2 "$mtlite")
 else
-  native_mtlite "$scalar" -Dsimd=none -Dtests=false -Dcpp_args=-ffp-contract=off
-  scalar_mtlite=("$scalar/tools/mtlite")
+  native_mtlite "$twin" -Dsimd=portable -Dtests=false -Dcpp_args="-march=x86-64 -ffp-contract=off"
+  twin_mtlite=("$twin/tools/mtlite")
 fi
-echo "   scalar reference: ${scalar_mtlite[*]}"
+echo "   the page's native twin: ${twin_mtlite[*]}"
 web=$wasm/examples/web
 data=$wasm/web-data
 rm -rf "$data" && mkdir -p "$data"
@@ -110,8 +113,8 @@ make_model() {
   cp "$data/enc/rows.csv.safetensors" "$web/rows.safetensors" &&
   "$mtlite" predict "$web/model.mtl" --data "$data/rows.csv" --out "$data/native-f32.csv" &&
   "$mtlite" predict "$web/model-int8.mtl" --data "$data/rows.csv" --out "$data/native-int8.csv" &&
-  "${scalar_mtlite[@]}" predict "$web/model.mtl" --data "$data/rows.csv" --out "$data/scalar-f32.csv" &&
-  "${scalar_mtlite[@]}" predict "$web/model-int8.mtl" --data "$data/rows.csv" --out "$data/scalar-int8.csv"
+  "${twin_mtlite[@]}" predict "$web/model.mtl" --data "$data/rows.csv" --out "$data/twin-f32.csv" &&
+  "${twin_mtlite[@]}" predict "$web/model-int8.mtl" --data "$data/rows.csv" --out "$data/twin-int8.csv"
 }
 make_model > "$data/make.log" 2>&1 || { tail -n 30 "$data/make.log"; fail=$((fail + 1)); finish; }
 echo "   funnel MMoE (f32 and int8) and $rows candidate rows with their native scores"
@@ -167,10 +170,10 @@ PY
 }
 page "model=model.mtl&rows=rows.safetensors&check=1" "$data/page-f32.html"
 check "f32 model: the page's scores equal the native build's" compare "$data/page-f32.html" "$data/native-f32.csv" 1e-6 "f32 vs native"
-check "f32 model: the page's scores equal the scalar reference's" compare "$data/page-f32.html" "$data/scalar-f32.csv" 1e-6 "f32 vs scalar reference"
+check "f32 model: the page's scores equal its native twin's" compare "$data/page-f32.html" "$data/twin-f32.csv" 1e-6 "f32 vs twin"
 check "bad file and wrong sizes: JavaScript errors with the library's message" errors_ok "$data/page-f32.html"
 page "model=model-int8.mtl&rows=rows.safetensors" "$data/page-int8.html"
-check "int8 model: the page's scores equal the scalar reference's" compare "$data/page-int8.html" "$data/scalar-int8.csv" 1e-6 "int8 vs scalar reference"
+check "int8 model: the page's scores equal its native twin's" compare "$data/page-int8.html" "$data/twin-int8.csv" 1e-6 "int8 vs twin"
 compare "$data/page-int8.html" "$data/native-int8.csv" inf "int8 vs native (printed, not checked)" || true
 page "model=missing.mtl&rows=rows.safetensors" "$data/page-missing.html"
 check "a missing model: the page reports it" grep -q '<p id="status">error: mtlite: missing.mtl: HTTP 404' "$data/page-missing.html"

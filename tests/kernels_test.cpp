@@ -852,7 +852,7 @@ constexpr LevelPaths kLevelPaths[] = {
     {"avx2", "avx2", "f16c", "avx2"},               {"avxvnni", "avxvnni", "f16c", "avx2"},
     {"avx512", "avx2", "avx512", "avx512"},         {"avx512vnni", "avx512vnni", "avx512", "avx512"},
     {"neon", "neon", "neon", "neon"},               {"neon-dot", "neon-dot", "neon", "neon"},
-    {"neon-i8mm", "neon-i8mm", "neon", "neon"},
+    {"neon-i8mm", "neon-i8mm", "neon", "neon"},     {"wasm-simd128", "wasm-simd128", "scalar", "scalar"},
 };
 
 void check_level_paths(const K::KernelTable& t) {

@@ -2,6 +2,9 @@
 //
 //   MTLITE_NO_SIMD   define to force the portable scalar kernels (no xsimd include at all).
 //                    Defined automatically when xsimd has no architecture for the target.
+//                    WebAssembly has one through emscripten: with -msimd128 -msse2 its SSE2
+//                    intrinsics are SIMD128 instructions, and xsimd's sse2 kernels run on them
+//                    (level wasm-simd128; cross/wasm32-emscripten.ini).
 //   MTLITE_DISPATCH  the program picks its kernels at run time from tables compiled once per
 //                    instruction-set level (kernels/dispatch.hpp); set by a -Dsimd=dispatch
 //                    build for its own programs, never by header-only users.
@@ -34,6 +37,8 @@
 #define MTLITE_TARGET avxvnni
 #elif defined(__AVX2__) && defined(__FMA__)
 #define MTLITE_TARGET avx2
+#elif defined(__wasm_simd128__)
+#define MTLITE_TARGET wasm_simd128
 #elif defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #define MTLITE_TARGET sse2
 #elif defined(__aarch64__) && defined(__ARM_FEATURE_MATMUL_INT8)

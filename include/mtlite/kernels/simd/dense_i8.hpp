@@ -18,6 +18,9 @@
 //                 (zp - 128) colsum instead of zp colsum (exact in int32, as the reference's)
 //   NEON          the group de-interleaved by ld4 (one vector of 16 outputs per k) and widened
 //                 to int16, then 16 smlal by lane per row and panel (exact int32 sums)
+//   SIMD128       as AVX2 at 128 bits: the weights widened to int16 (8 registers per panel),
+//                 the activations to int16 x 2, i32x4.dot_i16x8_s; the epilogue's fma is
+//                 std::fma per output (SIMD128 has none, and the reference rounds once)
 // Tile shapes (rows x panels, batch / single row) were measured on Zen 5 for the x86 paths:
 // AVX-512 VNNI 8 x 3 / 1 x 4, AVX-VNNI 3 x 2 / 1 x 4, AVX2 3 x 1 / 1 x 2; NEON (not measured on
 // hardware, sized to the 32 registers) 4 x 1 / 1 x 2, DotProd and I8MM 4 x 1 / 1 x 4.
@@ -171,7 +174,8 @@ inline void quantize_activations(std::size_t m, const float* x, std::size_t ldx,
 // Register tiles
 
 #if defined(MTLITE_I8_AVX512VNNI) || defined(MTLITE_I8_AVXVNNI) || defined(MTLITE_I8_AVX2) || \
-    defined(MTLITE_I8_NEON_I8MM) || defined(MTLITE_I8_NEON_DOT) || defined(MTLITE_I8_NEON)
+    defined(MTLITE_I8_NEON_I8MM) || defined(MTLITE_I8_NEON_DOT) || defined(MTLITE_I8_NEON) ||  \
+    defined(MTLITE_I8_WASM_SIMD128)
 #define MTLITE_I8_SIMD 1
 
 namespace detail_i8 {
@@ -402,6 +406,58 @@ struct Ops {
   }
 };
 inline constexpr std::size_t kI8BatchRows = 4, kI8BatchPanels = 1, kI8RowPanels = 2;
+
+#elif defined(MTLITE_I8_WASM_SIMD128)
+// Eight registers: outputs 2c, 2c+1 in register c, each as two int32 partial sums (k = 4g,
+// 4g+1 and k = 4g+2, 4g+3) side by side.
+struct Ops {
+  struct Acc {
+    v128_t a[8];
+  };
+  struct W {
+    v128_t w[8];
+  };
+  using B = v128_t;
+  static MTLITE_ALWAYS_INLINE Acc zero() noexcept {
+    const v128_t z = wasm_i32x4_splat(0);
+    return {{z, z, z, z, z, z, z, z}};
+  }
+  static MTLITE_ALWAYS_INLINE W load(const std::int8_t* w) noexcept {
+    W r;
+    for (int c = 0; c < 4; ++c) {
+      const v128_t v = wasm_v128_load(w + 16 * c);
+      r.w[2 * c] = wasm_i16x8_extend_low_i8x16(v);
+      r.w[2 * c + 1] = wasm_i16x8_extend_high_i8x16(v);
+    }
+    return r;
+  }
+  // u[0..3] as int16, twice.
+  static MTLITE_ALWAYS_INLINE B bcast(const std::uint8_t* u) noexcept {
+    return wasm_u16x8_extend_low_u8x16(wasm_i32x4_splat(load_u32(u)));
+  }
+  static MTLITE_ALWAYS_INLINE void madd(Acc& a, B b, const W& w) noexcept {
+    for (int c = 0; c < 8; ++c) a.a[c] = wasm_i32x4_add(a.a[c], wasm_i32x4_dot_i16x8(w.w[c], b));
+  }
+  // The sums of outputs 4c..4c+3 from registers 2c and 2c+1: even lanes plus odd lanes.
+  static MTLITE_ALWAYS_INLINE v128_t sums4(v128_t x, v128_t y) noexcept {
+    return wasm_i32x4_add(wasm_i32x4_shuffle(x, y, 0, 2, 4, 6), wasm_i32x4_shuffle(x, y, 1, 3, 5, 7));
+  }
+  static MTLITE_ALWAYS_INLINE void store(const Acc& a, Epilogue e, const std::int32_t* colsum, const float* scale,
+                                         const float* bias, Activation act, float* y, std::size_t cols) noexcept {
+    // The reference's epilogue, the fma per output; the activation on vectors.
+    alignas(kAlign) std::int32_t v[kPanel];
+    for (int c = 0; c < 4; ++c) {
+      const v128_t zc = wasm_i32x4_mul(wasm_i32x4_splat(e.zp), wasm_v128_load(colsum + 4 * c));
+      wasm_v128_store(v + 4 * c, wasm_i32x4_sub(sums4(a.a[2 * c], a.a[2 * c + 1]), zc));
+    }
+    alignas(kAlign) float t[kPanel];
+    for (std::size_t j = 0; j < kPanel; ++j) t[j] = std::fma(static_cast<float>(v[j]), e.sx * scale[j], bias[j]);
+    static_assert(kWidth == 4, "SIMD128: 4-float vectors");
+    for (std::size_t i = 0; i < kPanel; i += kWidth) activate(act, vfloat::load_aligned(t + i)).store_aligned(t + i);
+    for (std::size_t j = 0; j < cols && j < kPanel; ++j) y[j] = t[j];
+  }
+};
+inline constexpr std::size_t kI8BatchRows = 2, kI8BatchPanels = 1, kI8RowPanels = 1;
 
 #else  // MTLITE_I8_AVX2
 // Four registers: outputs 4c..4c+3 in register c, each as two int32 partial sums (k = 4g, 4g+1

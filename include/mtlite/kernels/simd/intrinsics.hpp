@@ -14,6 +14,8 @@
 //                                    activations less 128, which the epilogue adds back exactly
 //              MTLITE_I8_NEON        AArch64: bytes widened to int16, smlal by lane (exact; sdot
 //                                    would need signed activations)
+//              MTLITE_I8_WASM_SIMD128  WebAssembly SIMD128: bytes widened to int16,
+//                                    i32x4.dot_i16x8_s (exact; the AVX2 path's vpmaddwd)
 //              otherwise the scalar reference
 //   f16        MTLITE_F16_AVX512     AVX-512 F: vcvtph2ps, 16 halves per instruction
 //              MTLITE_F16_F16C       AVX2 + F16C: vcvtph2ps, 8 halves per instruction
@@ -23,7 +25,8 @@
 //              the scalar reference.
 // Every path that rounds (the fma of the i8 epilogue and of the embedding dequantisation) uses a
 // hardware fma, the same single rounding as std::fma in the reference: the results are
-// bit-identical to it. (32-bit ARM runs the references.)
+// bit-identical to it. SIMD128 has no fma: its i8 epilogue calls std::fma per output, which
+// costs one call per output against k multiply-adds. (32-bit ARM runs the references.)
 #pragma once
 
 #include "xsimd.hpp"
@@ -42,6 +45,9 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #endif
+#if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+#endif
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #define MTLITE_I8_AVX512VNNI 1
@@ -55,6 +61,8 @@
 #define MTLITE_I8_NEON_DOT 1
 #elif defined(__aarch64__)
 #define MTLITE_I8_NEON 1
+#elif defined(__wasm_simd128__)
+#define MTLITE_I8_WASM_SIMD128 1
 #endif
 
 #if defined(__AVX512F__)
@@ -90,6 +98,8 @@ constexpr const char* i8_path_name() noexcept {
   return "neon-dot";
 #elif defined(MTLITE_I8_NEON)
   return "neon";
+#elif defined(MTLITE_I8_WASM_SIMD128)
+  return "wasm-simd128";
 #else
   return "scalar";
 #endif
