@@ -57,7 +57,8 @@ echo "C, static:  $c_static"
 command -v "$cmake" > /dev/null || { echo "FAIL: no cmake ($cmake); scripts/deps.sh installs it"; exit 1; }
 prefix=$("$meson" introspect "$build" --buildoptions | python3 -c \
   'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"))')
-CC=$cc CXX=$cxx "$cmake" -S "$here" -B "$dir/cmake" -DCMAKE_PREFIX_PATH="$dir/root$prefix" \
+# Ninja, which Meson needs anyway: a machine with cmake need not have make.
+CC=$cc CXX=$cxx "$cmake" -G Ninja -S "$here" -B "$dir/cmake" -DCMAKE_PREFIX_PATH="$dir/root$prefix" \
   -DCMAKE_BUILD_TYPE=Release ${sanitize:+-DSANITIZE="$sanitize"} > "$dir/cmake.log" 2>&1 &&
   "$cmake" --build "$dir/cmake" >> "$dir/cmake.log" 2>&1 || { cat "$dir/cmake.log"; exit 1; }
 from_cmake=$("$dir/cmake/consumer")
