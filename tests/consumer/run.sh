@@ -52,13 +52,14 @@ if ldd "$dir/c_static" | grep -q libmtlite_c; then echo "FAIL: the static progra
 c_static=$("$dir/c_static" "$model") || { echo "FAIL: C, static: $c_static"; exit 1; }
 echo "C, static:  $c_static"
 
-# The prefix is the one the tree was installed for, under the destdir: CMake finds the package
-# there through CMAKE_PREFIX_PATH, and the package finds its files relative to itself.
+# The package as installed under the destdir, named by mtlite_DIR (CMake's search of a
+# prefix for <libdir>/cmake depends on the multiarch folder it detects); the package finds
+# its headers and libraries relative to itself.
 command -v "$cmake" > /dev/null || { echo "FAIL: no cmake ($cmake); scripts/deps.sh installs it"; exit 1; }
-prefix=$("$meson" introspect "$build" --buildoptions | python3 -c \
-  'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"))')
+config=$(find "$dir/root" -name mtliteConfig.cmake | head -1)
+[ -f "$config" ] || { echo "meson install wrote no mtliteConfig.cmake"; exit 1; }
 # Ninja, which Meson needs anyway: a machine with cmake need not have make.
-CC=$cc CXX=$cxx "$cmake" -G Ninja -S "$here" -B "$dir/cmake" -DCMAKE_PREFIX_PATH="$dir/root$prefix" \
+CC=$cc CXX=$cxx "$cmake" -G Ninja -S "$here" -B "$dir/cmake" -Dmtlite_DIR="$(dirname "$config")" \
   -DCMAKE_BUILD_TYPE=Release ${sanitize:+-DSANITIZE="$sanitize"} > "$dir/cmake.log" 2>&1 &&
   "$cmake" --build "$dir/cmake" >> "$dir/cmake.log" 2>&1 || { cat "$dir/cmake.log"; exit 1; }
 from_cmake=$("$dir/cmake/consumer")
