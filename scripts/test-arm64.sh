@@ -28,8 +28,9 @@ finish() { echo "Ok: $ok"; echo "Fail: $fail"; [ "$fail" -eq 0 ]; exit $?; }
 # Runs a build's suite (meson test, with VAR=value environment), adds its counts to ok and fail,
 # and prints them under a label; then checks the quant suite's i8 path report when one is wanted.
 run_suite() {  # label dir log want_i8_path "meson test selection" [VAR=value...]
-  local label=$1 dir=$2 log=$3 want=$4 selection=$5 n_ok n_fail
+  local label=$1 dir=$2 log=$3 want=$4 selection=$5 n_ok n_fail t0
   shift 5
+  t0=$(date +%s)
   # shellcheck disable=SC2086 # the selection is words
   env "$@" meson test -C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier 6 $selection > "$log" 2>&1
   n_ok=$(awk '/^Ok:/{print $2}' "$log" | tail -n 1)
@@ -41,7 +42,7 @@ run_suite() {  # label dir log want_i8_path "meson test selection" [VAR=value...
     echo "   the quant suite reported '${path:-no i8 path}', not 'i8 path: $want'"
     n_fail=$((n_fail + 1))
   fi
-  echo "   $label: $n_ok ok, $n_fail failed (${path:-no i8 path})"
+  echo "   $label: $n_ok ok, $n_fail failed (${path:-no i8 path}) in $(($(date +%s) - t0)) s"
   [ "$n_fail" -eq 0 ] || grep -E "^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT)" "$log"
   ok=$((ok + n_ok)); fail=$((fail + n_fail))
 }
@@ -64,9 +65,11 @@ if [ ! -f "$dir/build.ninja" ] &&
        -Dbenchmarks=false > "$dir.setup.log" 2>&1; then
   cat "$dir.setup.log"; fail=$((fail + 1)); finish
 fi
+t0=$(date +%s)
 if ! ninja -C "$dir" -j"$jobs" > "$dir.build.log" 2>&1; then
   tail -n 40 "$dir.build.log"; fail=$((fail + 1)); finish
 fi
+echo "   built in $(($(date +%s) - t0)) s"
 kernel_suites="kernels quant architectures session threads alloc hostile"
 at_level() { for s in $kernel_suites; do echo -n "$s@$1 "; done; }
 run_suite "cortex-a72" "$dir" "$dir/test-cortex-a72.log" neon "--no-suite levels" QEMU_CPU=cortex-a72
@@ -80,12 +83,13 @@ if [ "$libcxx" != none ]; then
   echo "== clang + libc++ (this machine)"
   [ -f "$libcxx/build.ninja" ] || rm -rf "$libcxx"
   if [ ! -f "$libcxx/build.ninja" ] &&
-     ! CXX=clang++ meson setup "$libcxx" "$root" -Dwerror=true -Dbenchmarks=false \
+     ! CC=clang CXX=clang++ meson setup "$libcxx" "$root" -Dwerror=true -Dbenchmarks=false \
          -Dcpp_args=-stdlib=libc++ -Dcpp_link_args=-stdlib=libc++ > "$libcxx.setup.log" 2>&1; then
     cat "$libcxx.setup.log"; fail=$((fail + 1))
-  elif ! ninja -C "$libcxx" -j"$jobs" > "$libcxx.build.log" 2>&1; then
+  elif t0=$(date +%s) && ! ninja -C "$libcxx" -j"$jobs" > "$libcxx.build.log" 2>&1; then
     tail -n 40 "$libcxx.build.log"; fail=$((fail + 1))
   else
+    echo "   built in $(($(date +%s) - t0)) s"
     run_suite "clang + libc++" "$libcxx" "$libcxx/test.log" "" ""
   fi
 fi
