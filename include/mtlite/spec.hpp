@@ -13,15 +13,16 @@
 // An `esmm` block may also sit on top of any other architecture (ESMM over MMoE, say).
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/activation.hpp"
 #include "core/error.hpp"
+#include "core/first_repeat.hpp"
 #include "core/hash.hpp"
 
 namespace mtlite {
@@ -252,18 +253,14 @@ void check_name(const std::string& name, const Field& field) {
     if (c < 0x20 || c == 0x7f) throw Error(field() + ": name '" + name + "' has a control character");
 }
 
-// The smallest index whose name an earlier item has too, or items.size() when the names are
-// unique. O(n log n): a spec may have 65,536 features, and comparing every pair is 2^31 compares.
+// The smallest index whose name an earlier item has too, or items.size() when the names are unique.
 template <class T>
 std::size_t first_duplicate(const std::vector<T>& items) {
-  std::vector<std::size_t> order(items.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return items[a].name < items[b].name; });
-  std::size_t first = items.size();
-  for (std::size_t k = 1; k < order.size(); ++k)
-    if (order[k] < first && items[order[k]].name == items[order[k - 1]].name) first = order[k];
-  return first;
+  std::vector<std::string_view> names;
+  names.reserve(items.size());
+  for (const T& item : items) names.emplace_back(item.name);
+  std::vector<std::size_t> order;
+  return first_repeat(names, order);
 }
 
 inline void check_mlp(const Mlp& layers, const std::string& field, bool may_be_empty) {

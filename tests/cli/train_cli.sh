@@ -14,7 +14,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 cd "$dir"
 
-"$mtlite" synth funnel --rows 30000 --seed 5 --users 500 --items 200 --out all.csv > /dev/null
+"$mtlite" synth funnel --rows 12000 --seed 5 --users 500 --items 200 --out all.csv > /dev/null
 head -1 all.csv > train.csv; head -1 all.csv > valid.csv
 awk 'NR > 1 { print >> (NR % 5 == 0 ? "valid.csv" : "train.csv") }' all.csv
 train() { "$mtlite" train --config "$config" --train train.csv --valid valid.csv --batch-size 128 --patience 0 "$@"; }

@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/first_repeat.hpp"
 #include "../core/quote.hpp"
 #include "decimal.hpp"
 
@@ -594,27 +595,14 @@ class Json::Parser {
     }
   }
 
-  // Sorting the keys finds repeats in O(n log n); a linear search per key would hand an attacker
-  // a quadratic loop, and hashing one with crafted collisions. Reports the first repeat in the
-  // text, where the key starts.
+  // Reports the first repeat in the text, where the key starts.
   void check_unique_keys(const Object& members, std::size_t base) {
-    const std::size_t n = members.size();
-    if (n < 2) return;
-    order_.resize(n);
-    for (std::size_t i = 0; i < n; ++i) order_[i] = i;
-    std::sort(order_.begin(), order_.end(), [&](std::size_t a, std::size_t b) {
-      const int c = members[a].first.compare(members[b].first);
-      return c < 0 || (c == 0 && a < b);
-    });
-    std::size_t first_repeat = n;
-    for (std::size_t i = 1; i < n; ++i) {
-      if (members[order_[i]].first == members[order_[i - 1]].first)
-        first_repeat = std::min(first_repeat, order_[i]);
-    }
-    if (first_repeat < n) {
-      fail_at(key_offsets_[base + first_repeat],
-              "duplicate key " + quote(members[first_repeat].first));
-    }
+    if (members.size() < 2) return;
+    names_.clear();
+    for (const auto& member : members) names_.emplace_back(member.first);
+    const std::size_t first = first_repeat(names_, order_);
+    if (first < members.size())
+      fail_at(key_offsets_[base + first], "duplicate key " + quote(members[first].first));
   }
 
   unsigned parse_hex4() {
@@ -771,6 +759,7 @@ class Json::Parser {
   std::string_view text_;
   std::size_t pos_ = 0;
   std::vector<std::size_t> key_offsets_;  // where each key of the open objects starts
+  std::vector<std::string_view> names_;   // scratch for check_unique_keys
   std::vector<std::size_t> order_;        // scratch for check_unique_keys
 };
 

@@ -21,9 +21,12 @@
 // another feature kind's ("pooling" on a dense feature), mean and stddev without standardize.
 #pragma once
 
+#include <cstddef>
+#include <initializer_list>
 #include <set>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "../spec.hpp"
@@ -33,14 +36,19 @@ namespace mtlite {
 
 namespace internal {
 
+// The position of v's string in names (n of them); throws naming the field and the choices.
+inline std::size_t enum_index(const Json& v, const char* const* names, std::size_t n, const std::string& field) {
+  const std::string& s = v.as_string();
+  for (std::size_t i = 0; i < n; ++i)
+    if (s == names[i]) return i;
+  std::string allowed;
+  for (std::size_t i = 0; i < n; ++i) allowed += (i ? ", " : "") + std::string(names[i]);
+  throw Error(field + ": unknown value '" + s + "' (one of " + allowed + ")");
+}
+
 template <class E, std::size_t N>
 E parse_enum(const Json& v, const char* const (&names)[N], const std::string& field) {
-  const std::string& s = v.as_string();
-  for (std::size_t i = 0; i < N; ++i)
-    if (s == names[i]) return static_cast<E>(i);
-  std::string allowed;
-  for (std::size_t i = 0; i < N; ++i) allowed += (i ? ", " : "") + std::string(names[i]);
-  throw Error(field + ": unknown value '" + s + "' (one of " + allowed + ")");
+  return static_cast<E>(enum_index(v, names, N, field));
 }
 
 inline constexpr const char* kActivationNames[] = {"identity", "relu", "sigmoid", "tanh"};
@@ -77,17 +85,18 @@ inline constexpr const char* kRoleNames[] = {"main", "auxiliary"};
 inline constexpr const char* kArchitectureNames[] = {"single_task", "shared_bottom", "omoe",
                                                      "mmoe",        "ple",           "esmm"};
 
-// Calls f(key, value) for each member; throws on a key not in `known`.
-template <class F>
-void for_members(const Json& obj, const std::string& field, std::initializer_list<const char*> known,
-                 const std::set<std::string>& extra, F&& f) {
+// Calls visit(context, key, value) for each member; throws on a key not in `known`. One function
+// for every caller (for_members below adapts a lambda), so the checks are compiled once.
+using MemberVisitor = void (*)(void* context, const std::string& key, const Json& value);
+inline void visit_members(const Json& obj, const std::string& field, std::initializer_list<const char*> known,
+                          const std::set<std::string>& extra, MemberVisitor visit, void* context) {
   if (!obj.is_object()) throw Error(field + ": expected an object");
   for (const auto& [key, value] : obj.items()) {
     bool ok = extra.count(key) != 0;
     for (const char* k : known) ok = ok || key == k;
     if (!ok) throw Error(field + ": unknown key '" + key + "'");
     try {
-      f(key, value);
+      visit(context, key, value);
     } catch (const Error& e) {
       const std::string what = e.what();
       // Errors from Json getters do not name the field; add it.
@@ -95,6 +104,16 @@ void for_members(const Json& obj, const std::string& field, std::initializer_lis
       throw Error(field + "." + key + ": " + what);
     }
   }
+}
+
+// Calls f(key, value) for each member; throws on a key not in `known`.
+template <class F>
+void for_members(const Json& obj, const std::string& field, std::initializer_list<const char*> known,
+                 const std::set<std::string>& extra, F&& f) {
+  using Visitor = std::remove_reference_t<F>;
+  visit_members(obj, field, known, extra,
+                [](void* context, const std::string& key, const Json& value) { (*static_cast<Visitor*>(context))(key, value); },
+                const_cast<void*>(static_cast<const void*>(&f)));
 }
 
 inline std::uint32_t to_u32(const Json& v, std::uint64_t max) {
